@@ -1,0 +1,333 @@
+"""The answer pipeline: condense | rewrite | retrieve | fuse | answer, in LCEL with named steps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough, RunnableSerializable
+
+from chains.extractive import extractive_answer
+from chains.fusion import FusedHit, Hit, reciprocal_rank_fusion, select
+from chains.prompts import ANSWER, CONDENSE, REWRITE
+from chains.rewrite import offline_rewrites, parse_rewrites
+from chains.text import declarative, keywords
+from core.settings import Settings
+from core.store import KnowledgeBase
+
+FOLLOW_UP_LEADS = ("and ", "what about", "how about", "also", "but ", "then ", "so ", "why not", "what if")
+FOLLOW_UP_WORDS = {"it", "its", "this", "that", "these", "those", "they", "them", "there", "one"}
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Per-question retrieval knobs (defaults from settings; the UI may override them)."""
+
+    k: int
+    fetch_k: int
+    rewrites: int
+    mode: Literal["similarity", "mmr"]
+    threshold: float | None
+    mmr_lambda: float
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> SearchOptions:
+        return cls(s.k, s.fetch_k, s.rewrites, s.search_mode, s.score_threshold, s.mmr_lambda)
+
+    def clamped(self) -> SearchOptions:
+        """The same options forced into safe ranges (values may come from a client)."""
+        k = min(max(int(self.k), 1), 50)
+        mode: Literal["similarity", "mmr"] = "mmr" if self.mode == "mmr" else "similarity"
+        threshold = None if self.threshold is None else min(max(float(self.threshold), -1.0), 1.0)
+        return replace(
+            self,
+            k=k,
+            fetch_k=min(max(int(self.fetch_k), k), 200),
+            rewrites=min(max(int(self.rewrites), 0), 8),
+            mode=mode,
+            threshold=threshold,
+            mmr_lambda=min(max(float(self.mmr_lambda), 0.0), 1.0),
+        )
+
+
+@dataclass
+class Source:
+    """A numbered source of an answer: what the [n] in the text points to."""
+
+    number: int
+    id: str
+    source: str
+    title: str
+    headings: str
+    page: int | None
+    score: float | None
+    rrf: float
+    text: str
+
+    @property
+    def label(self) -> str:
+        """`[2] handbook.pdf p.14`."""
+        return f"[{self.number}] {self.source}" + (f" p.{self.page}" if self.page else "")
+
+
+@dataclass
+class QueryHits:
+    """The hits of one query, for the trace."""
+
+    query: str
+    hits: list[dict[str, Any]]
+    ms: float
+
+
+@dataclass
+class Trace:
+    """How an answer was found: the Chainlit steps and `--json` show this."""
+
+    question: str
+    standalone: str = ""
+    rewrites: list[str] = field(default_factory=list)
+    searches: list[QueryHits] = field(default_factory=list)
+    fused: list[dict[str, Any]] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RagResult:
+    """Everything a question produced."""
+
+    answer: str
+    sources: list[Source]
+    trace: Trace
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "sources": [asdict(s) for s in self.sources],
+            "rewrites": self.trace.rewrites,
+            "trace": asdict(self.trace),
+        }
+
+
+def to_messages(history: list[tuple[str, str]]) -> list[BaseMessage]:
+    """(role, text) pairs to chat messages."""
+    return [HumanMessage(t) if r in ("user", "human") else AIMessage(t) for r, t in history]
+
+
+def offline_condense(question: str, history: list[BaseMessage]) -> str:
+    """Without a model: carry the previous question's keywords into a follow-up."""
+    previous = next((m.content for m in reversed(history) if isinstance(m, HumanMessage)), None)
+    if not isinstance(previous, str) or not previous.strip():
+        return question
+    q = question.strip().lower()
+    short = len(keywords(question)) <= 4
+    refers_back = bool(FOLLOW_UP_WORDS & set(q.rstrip("?").split())) or q.startswith(FOLLOW_UP_LEADS)
+    if not (short or refers_back):
+        return question
+    return f"{question.strip()} (context: {declarative(previous)})"
+
+
+def _timed(trace: Trace, name: str, started: float) -> None:
+    trace.timings_ms[name] = round((time.perf_counter() - started) * 1000, 1)
+
+
+class RagChain:
+    """Builds and runs the LCEL pipeline over one knowledge base."""
+
+    def __init__(self, kb: KnowledgeBase, chat_model: BaseChatModel | None, settings: Settings) -> None:
+        self.kb = kb
+        self.chat_model = chat_model
+        self.settings = settings
+        self._search_slots = asyncio.Semaphore(settings.max_parallel_searches)
+        self.retrieval = self._build_retrieval()
+        self.runnable = self.retrieval.assign(
+            answer=RunnableLambda(self._answer).with_config(run_name="answer")
+        ).with_config(run_name="rag")  # type: ignore[arg-type]
+
+    # --- steps -------------------------------------------------------------------------------
+    async def _condense(self, state: dict[str, Any]) -> str:
+        started = time.perf_counter()
+        question: str = state["question"]
+        history: list[BaseMessage] = state["history"]
+        if not history:
+            result = question
+        elif self.chat_model is not None:
+            chain = CONDENSE | self.chat_model.with_config(tags=["condense"]) | StrOutputParser()
+            result = (await chain.ainvoke({"question": question, "history": history})).strip() or question
+        else:
+            result = offline_condense(question, history)
+        state["trace"].standalone = result
+        _timed(state["trace"], "condense", started)
+        return result
+
+    async def _rewrite(self, state: dict[str, Any]) -> list[str]:
+        started = time.perf_counter()
+        question: str = state["standalone"]
+        n = state["options"].rewrites
+        if n == 0:
+            queries = [question]
+        elif self.chat_model is not None:
+            chain = REWRITE | self.chat_model.with_config(tags=["rewrite"]) | StrOutputParser()
+            queries = parse_rewrites(question, await chain.ainvoke({"question": question, "n": n}), n)
+        else:
+            queries = offline_rewrites(question, n)
+        state["trace"].rewrites = queries
+        _timed(state["trace"], "rewrite", started)
+        return queries
+
+    async def _search(self, query: str, options: SearchOptions, expr: str | None) -> tuple[QueryHits, list[Hit]]:
+        async with self._search_slots:
+            started = time.perf_counter()
+            store = self.kb.store
+            if options.mode == "mmr":
+                docs = await store.amax_marginal_relevance_search(
+                    query,
+                    k=options.fetch_k,
+                    fetch_k=max(options.fetch_k * 2, 20),
+                    lambda_mult=options.mmr_lambda,
+                    expr=expr,
+                )
+                pairs: list[tuple[Any, float | None]] = [(d, None) for d in docs]
+            else:
+                pairs = list(await store.asimilarity_search_with_score(query, k=options.fetch_k, expr=expr))
+        hits = [Hit(str(d.metadata.get("pk")), d, s) for d, s in pairs]
+        summary = [
+            {
+                "id": h.id,
+                "source": h.document.metadata.get("source"),
+                "page": h.document.metadata.get("page"),
+                "score": None if h.score is None else round(float(h.score), 4),
+            }
+            for h in hits
+        ]
+        return QueryHits(query, summary, round((time.perf_counter() - started) * 1000, 1)), hits
+
+    async def _retrieve(self, state: dict[str, Any]) -> list[list[Hit]]:
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(self._search(q, state["options"], state.get("expr")) for q in state["queries"])
+        )
+        state["trace"].searches = [r[0] for r in results]
+        _timed(state["trace"], "retrieve", started)
+        return [r[1] for r in results]
+
+    async def _fuse(self, state: dict[str, Any]) -> list[Source]:
+        started = time.perf_counter()
+        options: SearchOptions = state["options"]
+        threshold = options.threshold if options.mode == "similarity" else None
+        fused = reciprocal_rank_fusion(state["hits"])
+        state["trace"].fused = [
+            {
+                "id": h.id,
+                "source": h.document.metadata.get("source"),
+                "rrf": round(h.rrf, 5),
+                "score": None if h.similarity is None else round(h.similarity, 4),
+                "queries": h.queries,
+            }
+            for h in fused[: options.fetch_k]
+        ]
+        sources = [_to_source(n, h) for n, h in enumerate(select(fused, options.k, threshold), start=1)]
+        _timed(state["trace"], "fuse", started)
+        return sources
+
+    async def _answer(self, state: dict[str, Any]) -> AsyncIterator[str]:
+        started = time.perf_counter()
+        sources: list[Source] = state["sources"]
+        if self.chat_model is not None and sources:
+            context = "\n\n".join(
+                f"[{s.number}] {s.source}{f' (page {s.page})' if s.page else ''}\n{s.text}" for s in sources
+            )
+            chain = ANSWER | self.chat_model.with_config(tags=["answer"]) | StrOutputParser()
+            stream = chain.astream({"context": context, "history": state["history"], "question": state["standalone"]})
+        else:
+            stream = extractive_answer(state["standalone"], [(s.number, s.text) for s in sources], self.kb.embeddings)
+        async for token in stream:
+            yield token
+        _timed(state["trace"], "answer", started)
+
+    # --- composition -------------------------------------------------------------------------
+    def _build_retrieval(self) -> RunnableSerializable[dict[str, Any], dict[str, Any]]:
+        def step(fn: Callable[[dict[str, Any]], Awaitable[Any]], name: str) -> Runnable[Any, Any]:
+            return RunnableLambda(fn).with_config(run_name=name)  # type: ignore[arg-type]
+
+        return (
+            RunnablePassthrough.assign(standalone=step(self._condense, "condense"))
+            .assign(queries=step(self._rewrite, "rewrite"))
+            .assign(hits=step(self._retrieve, "retrieve"))
+            .assign(sources=step(self._fuse, "fuse"))
+        )
+
+    def _input(
+        self, question: str, history: list[BaseMessage] | None, options: SearchOptions | None, expr: str | None
+    ) -> dict[str, Any]:
+        turns = self.settings.history_turns * 2
+        return {
+            "question": question,
+            "history": (history or [])[-turns:] if turns else [],
+            "options": (options or SearchOptions.from_settings(self.settings)).clamped(),
+            "expr": expr,
+            "trace": Trace(question),
+        }
+
+    async def astream(
+        self,
+        question: str,
+        history: list[BaseMessage] | None = None,
+        options: SearchOptions | None = None,
+        expr: str | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield `{"sources": [...], "trace": Trace}` once retrieval is done, then `{"token": str}`s."""
+        state = self._input(question, history, options, expr)
+        announced = False
+        async for chunk in self.runnable.astream(state):
+            if "sources" in chunk and not announced:
+                announced = True
+                yield {"sources": chunk["sources"], "trace": state["trace"]}
+            if "answer" in chunk:
+                yield {"token": chunk["answer"]}
+
+    async def aretrieve(
+        self, question: str, options: SearchOptions | None = None, expr: str | None = None
+    ) -> list[Source]:
+        """Only the retrieval half: the numbered sources an answer would use."""
+        state = await self.retrieval.ainvoke(self._input(question, None, options, expr))
+        return list(state["sources"])
+
+    async def ainvoke(
+        self,
+        question: str,
+        history: list[BaseMessage] | None = None,
+        options: SearchOptions | None = None,
+        expr: str | None = None,
+    ) -> RagResult:
+        """Run the whole pipeline and collect the answer."""
+        tokens: list[str] = []
+        sources: list[Source] = []
+        trace = Trace(question)
+        async for event in self.astream(question, history, options, expr):
+            if "token" in event:
+                tokens.append(event["token"])
+            else:
+                sources, trace = event["sources"], event["trace"]
+        return RagResult("".join(tokens), sources, trace)
+
+
+def _to_source(number: int, hit: FusedHit) -> Source:
+    meta = hit.document.metadata
+    page = meta.get("page")
+    return Source(
+        number=number,
+        id=hit.id,
+        source=str(meta.get("source", "?")),
+        title=str(meta.get("title", "")),
+        headings=str(meta.get("headings", "")),
+        page=int(page) if isinstance(page, int | float) else None,
+        score=None if hit.similarity is None else round(float(hit.similarity), 4),
+        rrf=round(hit.rrf, 5),
+        text=hit.document.page_content,
+    )

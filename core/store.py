@@ -1,0 +1,191 @@
+"""The vector store: one Milvus collection shared by ingest and chains."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_milvus import Milvus
+from pymilvus import DataType, MilvusClient
+
+from core.errors import EmbeddingMismatch, StoreUnavailable
+from core.models import EmbeddingInfo
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PK, TEXT, VECTOR = "pk", "text", "vector"
+METRIC = "COSINE"  # similarity: higher is better
+INDEX = {"index_type": "HNSW", "metric_type": METRIC, "params": {"M": 16, "efConstruction": 200}}
+MODEL_PROPERTY = "kb.embedding_model"
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": ""}
+
+
+def quote(value: str) -> str:
+    """A Milvus string literal that always means exactly `value`."""
+    return '"' + "".join(_ESCAPES.get(ch, ch) for ch in value) + '"'
+
+
+def field_eq(field: str, value: str | int) -> str:
+    """`field == value`, with the field name checked and the value escaped."""
+    if not IDENTIFIER.match(field):
+        raise ValueError(f"not a field name: {field!r}")
+    literal = str(int(value)) if isinstance(value, int) else quote(value)
+    return f"{field} == {literal}"
+
+
+def field_in(field: str, values: Iterable[str]) -> str:
+    """`field in [...]`, every value escaped."""
+    if not IDENTIFIER.match(field):
+        raise ValueError(f"not a field name: {field!r}")
+    return f"{field} in [{', '.join(quote(v) for v in values)}]"
+
+
+def all_of(*exprs: str | None) -> str | None:
+    """Join filter expressions with `and` (None when there are none)."""
+    parts = [f"({e})" for e in exprs if e]
+    return " and ".join(parts) or None
+
+
+def _connection_args(settings: Settings) -> dict[str, Any]:
+    args: dict[str, Any] = {"uri": settings.milvus_uri}
+    if settings.is_milvus_lite:
+        Path(settings.milvus_uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        args["uri"] = str(Path(settings.milvus_uri).expanduser().resolve())
+    if settings.milvus_token:
+        args["token"] = settings.milvus_token.get_secret_value()
+    return args
+
+
+def _where(settings: Settings) -> str:
+    return "Milvus Lite file " + settings.milvus_uri if settings.is_milvus_lite else "Milvus at " + settings.milvus_uri
+
+
+class KnowledgeBase:
+    """One collection: the LangChain store for reads and writes, plus admin calls."""
+
+    def __init__(self, settings: Settings, embeddings: Embeddings, info: EmbeddingInfo, store: Milvus) -> None:
+        self.settings = settings
+        self.embeddings = embeddings
+        self.info = info
+        self.store = store
+        self.name = settings.collection
+        # Milvus Lite loses rows after concurrent writes to one collection: one writer at a time.
+        self.write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, settings: Settings, embeddings: Embeddings, info: EmbeddingInfo) -> KnowledgeBase:
+        """Connect, create the collection if needed, refuse a different embedding model."""
+        try:
+            store = await asyncio.to_thread(cls._open_sync, settings, embeddings, info)
+        except (EmbeddingMismatch, StoreUnavailable):
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(f"Could not open the {_where(settings)}: {exc}") from exc
+        return cls(settings, embeddings, info, store)
+
+    @staticmethod
+    def _open_sync(settings: Settings, embeddings: Embeddings, info: EmbeddingInfo) -> Milvus:
+        args = _connection_args(settings)
+        client = MilvusClient(**args)
+        name = settings.collection
+        try:
+            if client.has_collection(name):
+                _check_embedding(client, name, info)
+            else:
+                schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+                schema.add_field(PK, DataType.VARCHAR, is_primary=True, max_length=128)
+                schema.add_field(TEXT, DataType.VARCHAR, max_length=65_535)
+                schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=info.dim)
+                index = client.prepare_index_params()
+                index.add_index(field_name=VECTOR, **INDEX)
+                client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+                client.alter_collection_properties(name, properties={MODEL_PROPERTY: info.name})
+        finally:
+            client.close()
+        return Milvus(
+            embedding_function=embeddings,
+            collection_name=name,
+            connection_args=args,
+            consistency_level="Strong",
+            index_params=INDEX,
+            search_params={"metric_type": METRIC, "params": {"ef": 128}},
+            auto_id=False,
+            primary_field=PK,
+            text_field=TEXT,
+            vector_field=VECTOR,
+            enable_dynamic_field=True,
+        )
+
+    async def close(self) -> None:
+        """Flush and close both clients (a graceful close keeps Milvus Lite durable)."""
+        try:
+            await self.flush()
+        finally:
+            await asyncio.to_thread(self.store.client.close)
+            if self.store._async_milvus_client is not None:
+                await self.store.aclient.close()
+
+    async def flush(self) -> None:
+        """Seal new rows so searches use the index instead of a slow scan."""
+        await asyncio.to_thread(self.store.client.flush, self.name)
+
+    async def count(self, expr: str | None = None) -> int:
+        """Number of chunks matching `expr` (all chunks when None)."""
+        res = await self.store.aclient.query(self.name, filter=expr or "", output_fields=["count(*)"])
+        return int(res[0]["count(*)"]) if res else 0
+
+    async def query(self, expr: str, fields: list[str], limit: int = 16_384) -> list[dict[str, Any]]:
+        """Rows matching `expr`, with the given fields (dynamic metadata included)."""
+        return list(await self.store.aclient.query(self.name, filter=expr, output_fields=fields, limit=limit))
+
+    async def delete(self, expr: str) -> int:
+        """Delete the chunks matching `expr`; returns how many were deleted."""
+        res = await self.store.aclient.delete(self.name, filter=expr)
+        if isinstance(res, dict):
+            return int(res.get("delete_count", 0))
+        return len(res)
+
+    async def add(self, documents: list[Document], ids: list[str]) -> None:
+        """Write chunks through LangChain's `aadd_documents`, in batches, one writer at a time."""
+        size = self.settings.embed_batch_size
+        for start in range(0, len(documents), size):
+            await self.store.aadd_documents(documents[start : start + size], ids=ids[start : start + size])
+
+    async def sources(self) -> dict[str, int]:
+        """Chunk count per source, for summaries."""
+        counts: dict[str, int] = {}
+        it = await asyncio.to_thread(
+            self.store.client.query_iterator, self.name, batch_size=1000, filter="", output_fields=["source"]
+        )
+        try:
+            while True:
+                batch = await asyncio.to_thread(it.next)
+                if not batch:
+                    break
+                for row in batch:
+                    src = str(row.get("source", "?"))
+                    counts[src] = counts.get(src, 0) + 1
+        finally:
+            it.close()
+        return counts
+
+
+def _check_embedding(client: MilvusClient, name: str, info: EmbeddingInfo) -> None:
+    desc = client.describe_collection(name)
+    dim = next((int(f["params"]["dim"]) for f in desc.get("fields", []) if f.get("name") == VECTOR), None)
+    built_with = (desc.get("properties") or {}).get(MODEL_PROPERTY)
+    if (built_with and built_with != info.name) or (dim is not None and dim != info.dim):
+        raise EmbeddingMismatch(
+            f"The collection '{name}' was built with {built_with or 'another model'} ({dim} dimensions), "
+            f"but the app is set to embed with {info.name} ({info.dim} dimensions). "
+            "Set RAG_EMBEDDING_PROVIDER / RAG_EMBEDDING_MODEL back to the model it was built with, "
+            "or choose a new RAG_COLLECTION and index your documents into it again."
+        )

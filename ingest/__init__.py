@@ -1,0 +1,6 @@
+"""Turn files into chunks in Milvus."""
+
+from ingest.loaders import SUPPORTED, parse
+from ingest.pipeline import FileInput, FileResult, Ingestor, collect_files
+
+__all__ = ["SUPPORTED", "FileInput", "FileResult", "Ingestor", "collect_files", "parse"]

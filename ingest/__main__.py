@@ -1,0 +1,74 @@
+"""CLI: python -m ingest PATH [PATH ...] [--collection NAME] [--json]."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from core.errors import KnowledgeBaseError
+from core.runtime import open_knowledge_base
+from core.settings import load_settings
+from ingest.pipeline import FileResult, Ingestor, collect_files
+
+
+async def run(paths: list[Path], collection: str | None, as_json: bool) -> int:
+    settings = load_settings(**({"collection": collection} if collection else {}))
+    files = collect_files(paths)
+    if not files:
+        print("No files found.", file=sys.stderr)
+        return 1
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(files), unit="file", file=sys.stderr, disable=None)
+
+    def progress(result: FileResult) -> None:
+        bar.update(1)
+        bar.set_postfix_str(result.source[-40:])
+        if result.status == "failed" and not as_json:
+            bar.write(f"  failed: {result.source}: {result.reason}", file=sys.stderr)
+
+    async with open_knowledge_base(settings) as kb:
+        results = await Ingestor(kb).ingest(files, on_result=progress)
+        total = await kb.count()
+    bar.close()
+    if as_json:
+        print(
+            json.dumps(
+                {"collection": settings.collection, "files": [r.to_dict() for r in results], "total_chunks": total}
+            )
+        )
+    else:
+        for r in results:
+            print(r.describe())
+        counts = {s: sum(r.status == s for r in results) for s in ("indexed", "unchanged", "failed")}
+        print(
+            f"\n{counts['indexed']} indexed, {counts['unchanged']} unchanged, {counts['failed']} failed; "
+            f"{total} chunks in collection '{settings.collection}'."
+        )
+    return 0 if all(r.status != "failed" for r in results) else 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ingest", description="Index files and folders into the knowledge base."
+    )
+    parser.add_argument("paths", nargs="+", type=Path, help="files or folders (folders are read recursively)")
+    parser.add_argument("--collection", help="Milvus collection (default: RAG_COLLECTION)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with a 'files' list")
+    args = parser.parse_args(argv)
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        print(f"Not found: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(run(args.paths, args.collection, args.json))
+    except KnowledgeBaseError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Files in, chunks in Milvus out: parse, split, replace a source's chunks, report per file."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from langchain_core.documents import Document
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from core.errors import IngestError, KnowledgeBaseError
+from core.settings import Settings
+from core.store import KnowledgeBase, all_of, field_eq, quote
+from ingest.loaders import ParsedDocument, parse
+
+log = logging.getLogger(__name__)
+PARSE_TIMEOUT_S = 120.0
+
+
+@dataclass
+class FileResult:
+    """What happened to one file."""
+
+    source: str
+    status: Literal["indexed", "unchanged", "failed"]
+    chunks: int = 0
+    reason: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        """One line for people."""
+        if self.status == "indexed":
+            return f"{self.source}: indexed ({self.chunks} chunks)"
+        if self.status == "unchanged":
+            return f"{self.source}: unchanged ({self.chunks} chunks already indexed)"
+        return f"{self.source}: failed: {self.reason}"
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """A file to ingest and the name it is known by (`source`)."""
+
+    path: Path
+    source: str
+
+
+ProgressCallback = Callable[[FileResult], Awaitable[None] | None]
+
+
+def chunk_id(source: str, doc_hash: str, index: int) -> str:
+    """Deterministic id: the same file under the same name always gives the same ids."""
+    return hashlib.sha256(f"{source}\0{doc_hash}\0{index}".encode()).hexdigest()[:32]
+
+
+def split(doc: ParsedDocument, source: str, doc_hash: str, settings: Settings) -> list[Document]:
+    """Split sections into chunks that carry the title and headings they sit under."""
+    splitter = RecursiveCharacterTextSplitter(
+        chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap, add_start_index=False
+    )
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    chunks: list[Document] = []
+    for section in doc.sections:
+        path = [h for h in section.headings if h and h != doc.title]
+        header = " > ".join([doc.title, *path])
+        for piece in splitter.split_text(section.text):
+            index = len(chunks)
+            metadata: dict[str, object] = {
+                "source": source,
+                "title": doc.title,
+                "headings": " > ".join(path),
+                "file_type": doc.file_type,
+                "chunk": index,
+                "content_hash": hashlib.sha256(piece.encode()).hexdigest()[:16],
+                "doc_hash": doc_hash,
+                "ingested_at": now,
+            }
+            if section.page is not None:
+                metadata["page"] = section.page
+            chunks.append(Document(page_content=f"{header}\n\n{piece}", metadata=metadata))
+    return chunks
+
+
+class Ingestor:
+    """Ingests files into one knowledge base with bounded parallel parsing and a single writer."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self.settings = kb.settings
+        self._parse_slots = asyncio.Semaphore(self.settings.max_parallel_files)
+
+    async def ingest(self, files: list[FileInput], on_result: ProgressCallback | None = None) -> list[FileResult]:
+        """Ingest every file; one failure never stops the others. Flushes once at the end."""
+
+        async def one(item: FileInput) -> FileResult:
+            result = await self._ingest_one(item)
+            if on_result is not None:
+                maybe = on_result(result)
+                if maybe is not None:
+                    await maybe
+            return result
+
+        results = await asyncio.gather(*(one(f) for f in files))
+        if any(r.status == "indexed" for r in results):
+            await self.kb.flush()
+        return list(results)
+
+    async def _ingest_one(self, item: FileInput) -> FileResult:
+        started = time.perf_counter()
+        try:
+            chunks, doc_hash = await self._prepare(item)
+            status = await self._write(item.source, doc_hash, chunks)
+            result = FileResult(item.source, status, len(chunks))
+        except KnowledgeBaseError as exc:
+            result = FileResult(item.source, "failed", reason=str(exc))
+        except Exception as exc:  # a bug or an outage: report it for this file, keep going
+            log.exception("ingest of %s failed", item.source)
+            result = FileResult(item.source, "failed", reason=f"unexpected error ({type(exc).__name__}: {exc})")
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
+
+    async def _prepare(self, item: FileInput) -> tuple[list[Document], str]:
+        limit = int(self.settings.max_file_mb * 1024 * 1024)
+        async with self._parse_slots:
+            try:
+                size = item.path.stat().st_size
+            except OSError as exc:
+                raise IngestError(f"the file could not be read ({exc.strerror})") from exc
+            if size > limit:
+                raise IngestError(
+                    f"the file is {size / 1_048_576:.1f} MB, over the {self.settings.max_file_mb:g} MB limit"
+                )
+            data = await asyncio.to_thread(item.path.read_bytes)
+            doc_hash = hashlib.sha256(data).hexdigest()[:32]
+            try:
+                parsed = await asyncio.wait_for(asyncio.to_thread(parse, data, item.source), PARSE_TIMEOUT_S)
+            except TimeoutError as exc:
+                raise IngestError(f"reading the file took longer than {PARSE_TIMEOUT_S:.0f} s") from exc
+            chunks = await asyncio.to_thread(split, parsed, item.source, doc_hash, self.settings)
+        if not chunks:
+            raise IngestError("no text could be found in the file")
+        return chunks, doc_hash
+
+    async def _write(self, source: str, doc_hash: str, chunks: list[Document]) -> Literal["indexed", "unchanged"]:
+        same_source = field_eq("source", source)
+        this_version = all_of(same_source, field_eq("doc_hash", doc_hash))
+        older_versions = all_of(same_source, f"doc_hash != {quote(doc_hash)}")
+        assert this_version and older_versions
+        ids = [chunk_id(source, doc_hash, i) for i in range(len(chunks))]
+        async with self.kb.write_lock:
+            present = await self.kb.count(this_version)
+            if present == len(chunks):
+                await self.kb.delete(older_versions)
+                return "unchanged"
+            if present:  # an earlier run stopped half-way: start this version afresh
+                await self.kb.delete(this_version)
+            try:
+                await self.kb.add(chunks, ids)
+            except Exception as exc:
+                await self._rollback(this_version)
+                raise IngestError(f"the chunks could not be embedded or stored ({type(exc).__name__}: {exc})") from exc
+            # The new version is complete: only now drop what it replaces.
+            await self.kb.delete(older_versions)
+        return "indexed"
+
+    async def _rollback(self, expr: str) -> None:
+        try:
+            await self.kb.delete(expr)
+        except Exception:
+            log.exception("could not remove the partial chunks of a failed file")
+
+
+def collect_files(paths: list[Path]) -> list[FileInput]:
+    """Expand files and folders (recursively); a folder's files are named relative to it."""
+    items: list[FileInput] = []
+    for path in paths:
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                rel = file.relative_to(path)
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                items.append(FileInput(file, rel.as_posix()))
+        else:
+            items.append(FileInput(path, path.name))
+    return items

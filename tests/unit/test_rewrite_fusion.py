@@ -1,0 +1,62 @@
+from langchain_core.documents import Document
+
+from chains.fusion import Hit, reciprocal_rank_fusion, select
+from chains.rewrite import offline_rewrites, parse_rewrites
+from chains.text import declarative, keywords, sentences
+
+
+def test_parse_rewrites_strips_numbering_bullets_quotes_and_dedupes() -> None:
+    output = (
+        '1. "reset vpn password"\n2) Reset VPN password\n- how to recover vpn account\n\n'
+        "Here are queries:\n* vpn login help"
+    )
+    queries = parse_rewrites("How do I reset my VPN password?", output, 3)
+    assert queries == [
+        "How do I reset my VPN password?",
+        "reset vpn password",
+        "how to recover vpn account",
+        "vpn login help",
+    ]
+
+
+def test_parse_rewrites_always_keeps_original_and_caps() -> None:
+    assert parse_rewrites("q one", "", 3) == ["q one"]
+    assert len(parse_rewrites("q", "a\nb\nc\nd\ne", 2)) == 3
+
+
+def test_offline_rewrites_are_deterministic_variants() -> None:
+    q = "How do I rebase a branch and squash commits?"
+    first = offline_rewrites(q, 3)
+    assert first == offline_rewrites(q, 3)
+    assert first[0] == q
+    assert "rebase a branch and squash commits" in first
+    assert "rebase branch squash commits" in first
+    assert len(first) <= 4
+    assert offline_rewrites(q, 0) == [q]
+
+
+def test_text_helpers() -> None:
+    assert declarative("What is the refund policy?") == "the refund policy"
+    assert keywords("What is the refund policy for the refund?") == ["refund", "policy"]
+    assert sentences("One sentence here. Two here!\n\nThird") == ["One sentence here.", "Two here!", "Third"]
+
+
+def _hit(i: str, score: float | None = None) -> Hit:
+    return Hit(i, Document(page_content=i, metadata={"pk": i}), score)
+
+
+def test_rrf_rewards_agreement_and_dedupes() -> None:
+    fused = reciprocal_rank_fusion(
+        [[_hit("a", 0.5), _hit("b", 0.9)], [_hit("b", 0.8), _hit("c", 0.7)], [_hit("b"), _hit("b")]]
+    )
+    assert [h.id for h in fused] == ["b", "a", "c"]
+    b = fused[0]
+    assert b.queries == [0, 1, 2]
+    assert b.similarity == 0.9
+    assert abs(b.rrf - (1 / 62 + 1 / 61 + 1 / 61)) < 1e-12
+
+
+def test_select_applies_threshold_and_k() -> None:
+    fused = reciprocal_rank_fusion([[_hit("a", 0.9), _hit("b", 0.1), _hit("c"), _hit("d", 0.5)]])
+    assert [h.id for h in select(fused, 2, 0.3)] == ["a", "c"]
+    assert [h.id for h in select(fused, 10, None)] == ["a", "b", "c", "d"]
