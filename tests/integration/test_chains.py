@@ -1,0 +1,203 @@
+"""The answer pipeline over a real Milvus Lite, real embeddings and real files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+
+from chains import RagChain, SearchOptions
+from chains.evaluate import evaluate, load_dataset
+from chains.extractive import INTRO, NOTHING_FOUND
+from core.errors import EmbeddingMismatch
+from core.models import EmbeddingInfo, make_chat_model
+from core.settings import Settings, load_settings
+from core.store import KnowledgeBase, field_eq
+from ingest import Ingestor, collect_files
+from tests.fixtures.documents import make_good_set
+from tests.integration.openai_server import ScriptedModel, serve
+
+
+@pytest.fixture
+async def filled(kb: KnowledgeBase, tmp_path: Path) -> AsyncIterator[KnowledgeBase]:
+    make_good_set(tmp_path / "docs")
+    results = await Ingestor(kb).ingest(collect_files([tmp_path / "docs"]))
+    assert all(r.status == "indexed" for r in results)
+    yield kb
+
+
+async def test_offline_answer_streams_with_citations_to_the_right_file_and_page(filled: KnowledgeBase) -> None:
+    chain = RagChain(filled, None, filled.settings)
+    events = [e async for e in chain.astream("Who handles warranty claims for the turbine?")]
+    tokens = [e["token"] for e in events if "token" in e]
+    assert len(tokens) > 10  # streamed, not one blob
+    sources = next(e["sources"] for e in events if "sources" in e)
+    answer = "".join(tokens)
+    assert answer.startswith(INTRO)
+    assert "Orion support desk" in answer
+    cited = {int(n) for n in __import__("re").findall(r"\[(\d+)\]", answer)}
+    orion = next(s for s in sources if "Orion" in s.text)
+    assert orion.source == "turbine-manual.pdf" and orion.page == 3
+    assert orion.number in cited
+    assert cited <= {s.number for s in sources}
+
+
+async def test_trace_has_rewrites_hits_fusion_and_timings(filled: KnowledgeBase) -> None:
+    chain = RagChain(filled, None, filled.settings)
+    result = await chain.ainvoke("How many days per week can employees work remotely?")
+    t = result.trace
+    assert t.rewrites[0] == "How many days per week can employees work remotely?" and len(t.rewrites) > 1
+    assert len(t.searches) == len(t.rewrites) and all(s.hits for s in t.searches)
+    assert t.fused and set(t.timings_ms) >= {"condense", "rewrite", "retrieve", "fuse", "answer"}
+    assert result.sources[0].source == "remote-work.docx"
+    assert json.loads(json.dumps(result.to_dict(), default=str))["rewrites"] == t.rewrites
+
+
+async def test_mmr_mode_and_threshold(filled: KnowledgeBase) -> None:
+    chain = RagChain(filled, None, filled.settings)
+    opts = SearchOptions(k=3, fetch_k=10, rewrites=2, mode="mmr", threshold=0.99, mmr_lambda=0.5)
+    sources = await chain.aretrieve("When are production deployments frozen?", opts)
+    assert sources and sources[0].source == "release.md" and sources[0].score is None
+    strict = SearchOptions(k=3, fetch_k=10, rewrites=0, mode="similarity", threshold=0.99, mmr_lambda=0.5)
+    assert await chain.aretrieve("When are production deployments frozen?", strict) == []
+
+
+async def test_unknown_topic_says_nothing_found(filled: KnowledgeBase) -> None:
+    chain = RagChain(filled, None, filled.settings)
+    opts = SearchOptions(k=3, fetch_k=10, rewrites=1, mode="similarity", threshold=0.6, mmr_lambda=0.5)
+    result = await chain.ainvoke("xylophone tuning frequencies of glaciers", options=opts)
+    assert result.sources == [] and result.answer == NOTHING_FOUND
+
+
+async def test_offline_follow_up_uses_previous_turn(filled: KnowledgeBase) -> None:
+    chain = RagChain(filled, None, filled.settings)
+    history = [HumanMessage("How often must the Zephyr turbine be serviced?"), AIMessage("Every 1200 hours [1].")]
+    result = await chain.ainvoke("and who handles its warranty?", history)
+    assert "Zephyr turbine" in result.trace.standalone
+    assert any(s.source == "turbine-manual.pdf" and s.page == 3 for s in result.sources[:3])
+
+
+async def test_fake_chat_model_drives_condense_rewrite_and_answer(filled: KnowledgeBase) -> None:
+    model = GenericFakeChatModel(
+        messages=iter(
+            [
+                AIMessage("What is the warranty process for the Zephyr turbine?"),
+                AIMessage("1. Zephyr warranty claims\n2. turbine support desk Oslo"),
+                AIMessage("Claims go to the Orion desk [1]."),
+            ]
+        )
+    )
+    chain = RagChain(filled, model, filled.settings)
+    history = [HumanMessage("Tell me about the turbine"), AIMessage("It is serviced every 1200 hours.")]
+    result = await chain.ainvoke("and the warranty?", history)
+    assert result.trace.standalone == "What is the warranty process for the Zephyr turbine?"
+    assert result.trace.rewrites == [
+        "What is the warranty process for the Zephyr turbine?",
+        "Zephyr warranty claims",
+        "turbine support desk Oslo",
+    ]
+    assert result.answer == "Claims go to the Orion desk [1]."
+    assert result.sources[0].source == "turbine-manual.pdf"
+
+
+async def test_generative_path_streams_from_a_local_openai_compatible_server(filled: KnowledgeBase) -> None:
+    model = ScriptedModel()
+    with serve(model) as base_url:
+        settings = load_settings(
+            milvus_uri=filled.settings.milvus_uri, collection=filled.settings.collection, openai_base_url=base_url
+        )
+        chat = make_chat_model(settings)
+        assert chat is not None
+        chain = RagChain(filled, chat, settings)
+        history = [HumanMessage("Tell me about the turbine"), AIMessage("It is serviced every 1200 hours.")]
+        tokens = [e["token"] async for e in chain.astream("and the warranty?", history) if "token" in e]
+    assert len(tokens) > 5
+    assert "".join(tokens).startswith("Warranty claims go to the Orion support desk")
+    answer_request = model.requests[-1]
+    assert answer_request["stream"] is True
+    system = answer_request["messages"][0]["content"]
+    assert "[1] turbine-manual.pdf (page 3)" in system or "[1] turbine-manual.pdf" in system
+    assert [m["content"] for m in answer_request["messages"][1:3]] == [
+        "Tell me about the turbine",
+        "It is serviced every 1200 hours.",
+    ]
+    assert len(model.requests) == 3  # condense, rewrite, answer
+
+
+async def test_evaluate_reports_pipeline_and_baseline(filled: KnowledgeBase, tmp_path: Path) -> None:
+    dataset = tmp_path / "dev.jsonl"
+    dataset.write_text(
+        "\n".join(
+            json.dumps(c)
+            for c in [
+                {"question": "who do I contact about a turbine warranty", "sources": ["turbine-manual.pdf"]},
+                {"question": "can I work from home", "sources": ["remote-work.docx"]},
+                {"question": "forgot my vpn password", "sources": ["it-help.html"]},
+            ]
+        ),
+        encoding="utf-8",
+    )
+    chain = RagChain(filled, None, filled.settings)
+    report = await evaluate(chain, load_dataset(dataset), k=3)
+    assert report["questions"] == 3
+    assert report["pipeline"]["recall"] == 1.0 and report["baseline"]["recall"] == 1.0
+    assert 0 < report["pipeline"]["mrr"] <= 1
+
+
+async def test_a_different_embedding_model_is_refused(filled: KnowledgeBase, embeddings: Embeddings) -> None:
+    other = load_settings(milvus_uri=filled.settings.milvus_uri, collection=filled.settings.collection)
+    with pytest.raises(EmbeddingMismatch) as err:
+        await KnowledgeBase.open(other, embeddings, EmbeddingInfo("openai:text-embedding-3-small", 1536))
+    assert "RAG_COLLECTION" in str(err.value) and "local:all-MiniLM-L6-v2" in str(err.value)
+
+
+ADVERSARIAL = [
+    'a" or source != "',
+    "a' or source != '",
+    'x\\" or 1==1 or \\"',
+    "../etc/passwd",
+    'q"]) or (["',
+    "naïve 文件.pdf",
+    "tab\there",
+    "line\nbreak",
+    'back\\slash"',
+]
+
+
+async def test_filters_with_hostile_values_match_exactly(kb: KnowledgeBase) -> None:
+    docs = [Document(page_content=f"text {i}", metadata={"source": s}) for i, s in enumerate(ADVERSARIAL)]
+    await kb.add(docs, [f"id{i}" for i in range(len(docs))])
+    for s in ADVERSARIAL:
+        rows = await kb.query(field_eq("source", s), ["source"])
+        assert [r["source"] for r in rows] == [s]
+    assert await kb.count(field_eq("source", "nothing")) == 0
+
+
+@hyp_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.text(max_size=40))
+def test_property_any_string_filters_exactly(settings: Settings, embeddings: Embeddings, value: str) -> None:
+    """No value can change a filter's meaning: it matches its own row and nothing else."""
+    import asyncio
+
+    from core.runtime import open_knowledge_base
+
+    async def check() -> None:
+        async with open_knowledge_base(settings, embeddings) as base:
+            if await base.count() == 0:
+                await base.add([Document(page_content="decoy", metadata={"source": "decoy"})], ["decoy"])
+            pk = "p" + str(abs(hash(value)))
+            await base.add([Document(page_content="v", metadata={"source": value.replace("\0", "")})], [pk])
+            rows = await base.query(field_eq("source", value.replace("\0", "")), ["pk"])
+            assert pk in {r["pk"] for r in rows} and "decoy" not in {r["pk"] for r in rows}
+            await base.delete(field_eq("pk", pk))
+
+    asyncio.run(check())
