@@ -10,6 +10,7 @@ from typing import Any
 
 from chains.pipeline import RagChain, SearchOptions
 from core.errors import KnowledgeBaseError
+from core.models import QueryEmbeddingCache
 
 
 def load_dataset(path: Path) -> list[dict[str, Any]]:
@@ -54,10 +55,15 @@ async def evaluate(chain: RagChain, cases: list[dict[str, Any]], k: int) -> dict
     store = chain.kb.store
     rows = []
     times = {"pipeline": 0.0, "baseline": 0.0}
+    cache = store.embedding_func if isinstance(store.embedding_func, QueryEmbeddingCache) else None
     for case in cases:
+        if cache is not None:  # each side pays for its own query embeddings
+            cache.clear()
         started = time.perf_counter()
         pipeline = [s.source for s in await chain.aretrieve(case["question"], options)]
         times["pipeline"] += time.perf_counter() - started
+        if cache is not None:
+            cache.clear()
         started = time.perf_counter()
         baseline = [
             str(d.metadata.get("source")) for d, _ in await store.asimilarity_search_with_score(case["question"], k=k)

@@ -19,7 +19,7 @@ from chains.prompts import ANSWER, CONDENSE, REWRITE
 from chains.rewrite import offline_rewrites, parse_rewrites
 from chains.text import declarative, keywords
 from core.settings import Settings
-from core.store import KnowledgeBase
+from core.store import KnowledgeBase, all_of, field_eq
 
 FOLLOW_UP_LEADS = ("and ", "what about", "how about", "also", "but ", "then ", "so ", "why not", "what if")
 FOLLOW_UP_WORDS = {"it", "its", "this", "that", "these", "those", "they", "them", "there", "one"}
@@ -35,10 +35,21 @@ class SearchOptions:
     mode: Literal["similarity", "mmr"]
     threshold: float | None
     mmr_lambda: float
+    openings: bool = True
+    per_source: int = 0
 
     @classmethod
     def from_settings(cls, s: Settings) -> SearchOptions:
-        return cls(s.k, s.fetch_k, s.rewrites, s.search_mode, s.score_threshold, s.mmr_lambda)
+        return cls(
+            s.k,
+            s.fetch_k,
+            s.rewrites,
+            s.search_mode,
+            s.score_threshold,
+            s.mmr_lambda,
+            s.search_openings,
+            s.max_chunks_per_source,
+        )
 
     def clamped(self) -> SearchOptions:
         """The same options forced into safe ranges (values may come from a client)."""
@@ -53,6 +64,8 @@ class SearchOptions:
             mode=mode,
             threshold=threshold,
             mmr_lambda=min(max(float(self.mmr_lambda), 0.0), 1.0),
+            openings=bool(self.openings),
+            per_source=min(max(int(self.per_source), 0), 50),
         )
 
 
@@ -78,11 +91,12 @@ class Source:
 
 @dataclass
 class QueryHits:
-    """The hits of one query, for the trace."""
+    """The hits of one search, for the trace."""
 
     query: str
     hits: list[dict[str, Any]]
     ms: float
+    scope: str = "chunks"  # or "openings": the first chunk of every document
 
 
 @dataclass
@@ -180,11 +194,15 @@ class RagChain:
         _timed(state["trace"], "rewrite", started)
         return queries
 
-    async def _search(self, query: str, options: SearchOptions, expr: str | None) -> tuple[QueryHits, list[Hit]]:
+    async def _search(
+        self, query: str, options: SearchOptions, expr: str | None, openings: bool = False
+    ) -> tuple[QueryHits, list[Hit]]:
+        if openings:
+            expr = all_of(expr, field_eq("chunk", 0))
         async with self._search_slots:
             started = time.perf_counter()
             store = self.kb.store
-            if options.mode == "mmr":
+            if options.mode == "mmr" and not openings:
                 docs = await store.amax_marginal_relevance_search(
                     query,
                     k=options.fetch_k,
@@ -205,22 +223,29 @@ class RagChain:
             }
             for h in hits
         ]
-        return QueryHits(query, summary, round((time.perf_counter() - started) * 1000, 1)), hits
+        elapsed = round((time.perf_counter() - started) * 1000, 1)
+        return QueryHits(query, summary, elapsed, "openings" if openings else "chunks"), hits
 
-    async def _retrieve(self, state: dict[str, Any]) -> list[list[Hit]]:
+    async def _retrieve(self, state: dict[str, Any]) -> dict[str, list[list[Hit]]]:
         started = time.perf_counter()
+        options: SearchOptions = state["options"]
+        # Every query searches all chunks and, as a document-level signal, each document's opening.
+        scopes = (False, True) if options.openings else (False,)
         results = await asyncio.gather(
-            *(self._search(q, state["options"], state.get("expr")) for q in state["queries"])
+            *(self._search(q, options, state.get("expr"), o) for q in state["queries"] for o in scopes)
         )
         state["trace"].searches = [r[0] for r in results]
         _timed(state["trace"], "retrieve", started)
-        return [r[1] for r in results]
+        return {
+            "chunks": [hits for trace, hits in results if trace.scope == "chunks"],
+            "openings": [hits for trace, hits in results if trace.scope == "openings"],
+        }
 
     async def _fuse(self, state: dict[str, Any]) -> list[Source]:
         started = time.perf_counter()
         options: SearchOptions = state["options"]
         threshold = options.threshold if options.mode == "similarity" else None
-        fused = reciprocal_rank_fusion(state["hits"])
+        fused = reciprocal_rank_fusion(state["hits"]["chunks"], state["hits"]["openings"])
         state["trace"].fused = [
             {
                 "id": h.id,
@@ -231,7 +256,9 @@ class RagChain:
             }
             for h in fused[: options.fetch_k]
         ]
-        sources = [_to_source(n, h) for n, h in enumerate(select(fused, options.k, threshold), start=1)]
+        sources = [
+            _to_source(n, h) for n, h in enumerate(select(fused, options.k, threshold, options.per_source), start=1)
+        ]
         _timed(state["trace"], "fuse", started)
         return sources
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from langchain_core.embeddings import Embeddings
@@ -86,3 +88,57 @@ def make_chat_model(settings: Settings) -> BaseChatModel | None:
         max_retries=2,
         streaming=True,
     )
+
+
+class QueryEmbeddingCache(Embeddings):
+    """Embeds each distinct query once: concurrent and repeated searches share the vector."""
+
+    def __init__(self, inner: Embeddings, size: int = 2048) -> None:
+        self.inner = inner
+        self.size = size
+        self._vectors: OrderedDict[str, list[float]] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[list[float]]] = {}
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_documents(texts)
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return await self.inner.aembed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        if text in self._vectors:
+            return self._vectors[text]
+        vector = self.inner.embed_query(text)
+        self._remember(text, vector)
+        return vector
+
+    async def aembed_query(self, text: str) -> list[float]:
+        if text in self._vectors:
+            self._vectors.move_to_end(text)
+            return self._vectors[text]
+        pending = self._pending.get(text)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
+        self._pending[text] = future
+        try:
+            vector = await self.inner.aembed_query(text)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters get it, nobody else must
+            raise
+        finally:
+            self._pending.pop(text, None)
+        future.set_result(vector)
+        self._remember(text, vector)
+        return vector
+
+    def clear(self) -> None:
+        """Forget cached vectors (for fair timings)."""
+        self._vectors.clear()
+
+    def _remember(self, text: str, vector: list[float]) -> None:
+        self._vectors[text] = vector
+        self._vectors.move_to_end(text)
+        while len(self._vectors) > self.size:
+            self._vectors.popitem(last=False)

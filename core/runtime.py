@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from langchain_core.embeddings import Embeddings
 
-from core.models import embedding_info, make_embeddings
+from core.models import QueryEmbeddingCache, embedding_info, make_embeddings
 from core.settings import Settings
 from core.store import KnowledgeBase
 
@@ -30,8 +30,8 @@ def quiet_libraries() -> None:
 async def open_knowledge_base(settings: Settings, embeddings: Embeddings | None = None) -> AsyncIterator[KnowledgeBase]:
     """The knowledge base for these settings, closed (and flushed) on exit."""
     quiet_libraries()
-    embeddings = embeddings or make_embeddings(settings)
-    kb = await KnowledgeBase.open(settings, embeddings, embedding_info(settings, embeddings))
+    embeddings = QueryEmbeddingCache(embeddings or make_embeddings(settings))
+    kb = await KnowledgeBase.open(settings, embeddings, embedding_info(settings, embeddings.inner))
     try:
         yield kb
     finally:

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     search_mode: Literal["similarity", "mmr"] = "similarity"
     mmr_lambda: float = Field(0.5, ge=0.0, le=1.0)
     score_threshold: float = Field(0.15, ge=-1.0, le=1.0)
+    search_openings: bool = True
+    max_chunks_per_source: int = Field(0, ge=0, le=50)
     max_parallel_searches: int = Field(8, ge=1, le=64)
     history_turns: int = Field(4, ge=0, le=50)
 

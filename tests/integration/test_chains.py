@@ -56,7 +56,10 @@ async def test_trace_has_rewrites_hits_fusion_and_timings(filled: KnowledgeBase)
     result = await chain.ainvoke("How many days per week can employees work remotely?")
     t = result.trace
     assert t.rewrites[0] == "How many days per week can employees work remotely?" and len(t.rewrites) > 1
-    assert len(t.searches) == len(t.rewrites) and all(s.hits for s in t.searches)
+    assert len(t.searches) == 2 * len(t.rewrites) and all(s.hits for s in t.searches)
+    assert {s.scope for s in t.searches} == {"chunks", "openings"}
+    openings = [h for s in t.searches if s.scope == "openings" for h in s.hits]
+    assert openings and all(h["id"] for h in openings)
     assert t.fused and set(t.timings_ms) >= {"condense", "rewrite", "retrieve", "fuse", "answer"}
     assert result.sources[0].source == "remote-work.docx"
     assert json.loads(json.dumps(result.to_dict(), default=str))["rewrites"] == t.rewrites

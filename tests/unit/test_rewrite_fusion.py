@@ -60,3 +60,28 @@ def test_select_applies_threshold_and_k() -> None:
     fused = reciprocal_rank_fusion([[_hit("a", 0.9), _hit("b", 0.1), _hit("c"), _hit("d", 0.5)]])
     assert [h.id for h in select(fused, 2, 0.3)] == ["a", "c"]
     assert [h.id for h in select(fused, 10, None)] == ["a", "b", "c", "d"]
+
+
+def _src_hit(i: str, source: str, score: float) -> Hit:
+    return Hit(i, Document(page_content=i, metadata={"pk": i, "source": source}), score)
+
+
+def test_select_per_source_defers_but_never_drops() -> None:
+    hits = [_src_hit("a1", "a", 0.9), _src_hit("a2", "a", 0.8), _src_hit("a3", "a", 0.7), _src_hit("b1", "b", 0.6)]
+    fused = reciprocal_rank_fusion([hits])
+    assert [h.id for h in select(fused, 4, None, per_source=2)] == ["a1", "a2", "b1", "a3"]
+    assert [h.id for h in select(fused, 3, None, per_source=0)] == ["a1", "a2", "a3"]
+    only_a = reciprocal_rank_fusion([hits[:3]])
+    assert len(select(only_a, 3, None, per_source=1)) == 3
+
+
+def test_document_votes_boost_every_chunk_of_a_document_once() -> None:
+    chunks = [[_src_hit("a2", "a", 0.8), _src_hit("b1", "b", 0.5)], [_src_hit("a2", "a", 0.8)]]
+    openings = [[_src_hit("b0", "b", 0.4), _src_hit("a0", "a", 0.3)], [_src_hit("b0", "b", 0.4)]]
+    fused = {h.id: h for h in reciprocal_rank_fusion(chunks, openings)}
+    assert set(fused) == {"a2", "b1", "b0", "a0"}  # openings come in as candidates
+    assert abs(fused["b1"].document_rrf - (1 / 61 + 1 / 61)) < 1e-12
+    assert abs(fused["b1"].rrf - (1 / 62 + 2 / 61)) < 1e-12
+    assert abs(fused["b0"].rrf - 2 / 61) < 1e-12  # voted for, never counted as its own chunk hit
+    assert abs(fused["a2"].rrf - (2 / 61 + 1 / 62)) < 1e-12
+    assert fused["a0"].queries == []

@@ -1,0 +1,38 @@
+# Two commands for people: `make run` (the app) and `make test` (lint + tests). Both install what they need.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint install eval-data eval clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build of PyTorch that lies on this machine; a plain `torch` pulls GBs of CUDA.
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	env -u CI $(BIN)/chainlit run app.py --host 127.0.0.1 --port $${PORT:-8000} --headless
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy core chains ingest app.py
+
+test: lint
+	$(BIN)/pytest
+
+# The development dataset's corpus: Debian's git documentation (apt-get install git-doc).
+eval-data: $(STAMP)
+	$(BIN)/python -m ingest /usr/share/doc/git/html/*.html --collection gitdoc
+
+eval: $(STAMP)
+	$(BIN)/python -m chains eval eval/git-doc-dev.jsonl --collection gitdoc --k 5
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
