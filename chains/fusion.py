@@ -82,7 +82,9 @@ def select(fused: list[FusedHit], k: int, threshold: float | None, per_source: i
     """
     kept = [h for h in fused if threshold is None or h.similarity is None or h.similarity >= threshold]
     if per_source > 0:
-        first, later, seen = [], [], {}
+        first: list[FusedHit] = []
+        later: list[FusedHit] = []
+        seen: dict[str, int] = {}
         for hit in kept:
             src = _source(hit)
             seen[src] = seen.get(src, 0) + 1
