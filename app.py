@@ -102,14 +102,12 @@ async def ingest_files(res: Resources, elements: list[cl.Element]) -> None:
         lines: list[str] = []
 
         async def progress(result: FileResult) -> None:
-            lines.append(("✅ " if result.status != "failed" else "❌ ") + result.describe())
+            lines.append(result.describe())
             step.output = "\n".join(lines)
             await step.update()
 
         results = await res.ingestor.ingest(files, on_result=progress)
-    await cl.Message(
-        content="\n".join(("✅ " if r.status != "failed" else "❌ ") + r.describe() for r in results)
-    ).send()
+    await cl.Message(content="\n".join(f"- {r.describe()}" for r in results)).send()
 
 
 def source_elements(sources: list[Source], answer_id: str) -> tuple[list[cl.Text], dict[int, str]]:

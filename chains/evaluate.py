@@ -10,7 +10,7 @@ from typing import Any
 
 from chains.pipeline import RagChain, SearchOptions
 from core.errors import KnowledgeBaseError
-from core.models import QueryEmbeddingCache
+from core.models import EmbeddingCache
 
 
 def load_dataset(path: Path) -> list[dict[str, Any]]:
@@ -55,7 +55,7 @@ async def evaluate(chain: RagChain, cases: list[dict[str, Any]], k: int) -> dict
     store = chain.kb.store
     rows = []
     times = {"pipeline": 0.0, "baseline": 0.0}
-    cache = store.embedding_func if isinstance(store.embedding_func, QueryEmbeddingCache) else None
+    cache = store.embedding_func if isinstance(store.embedding_func, EmbeddingCache) else None
     for case in cases:
         if cache is not None:  # each side pays for its own query embeddings
             cache.clear()

@@ -20,6 +20,7 @@ NOTHING_FOUND = (
 )
 MAX_SENTENCES = 4
 MAX_PER_SOURCE = 2
+RELATIVE_CUT = 0.75  # a sentence must score at least this share of the best one
 
 
 @dataclass
@@ -61,6 +62,9 @@ def pick(question: str, found: list[Candidate], vectors: list[list[float]], qvec
         rank_bonus = 0.02 * max(0, 5 - cand.number)
         scored.append((_cosine(qvec, vec) + 0.3 * overlap + rank_bonus, cand))
     scored.sort(key=lambda pair: -pair[0])
+    if scored:
+        best = scored[0][0]
+        scored = [pair for pair in scored if pair[0] >= best * RELATIVE_CUT]
     chosen: list[Candidate] = []
     per_source: dict[int, int] = {}
     for _, cand in scored:

@@ -15,6 +15,7 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 
 from chains.extractive import extractive_answer
 from chains.fusion import FusedHit, Hit, reciprocal_rank_fusion, select
+from chains.lexical import bm25_rank
 from chains.prompts import ANSWER, CONDENSE, REWRITE
 from chains.rewrite import offline_rewrites, parse_rewrites
 from chains.text import declarative, keywords
@@ -37,18 +38,20 @@ class SearchOptions:
     mmr_lambda: float
     openings: bool = True
     per_source: int = 0
+    keyword_rank: bool = True
 
     @classmethod
     def from_settings(cls, s: Settings) -> SearchOptions:
         return cls(
-            s.k,
-            s.fetch_k,
-            s.rewrites,
-            s.search_mode,
-            s.score_threshold,
-            s.mmr_lambda,
-            s.search_openings,
-            s.max_chunks_per_source,
+            k=s.k,
+            fetch_k=s.fetch_k,
+            rewrites=s.rewrites,
+            mode=s.search_mode,
+            threshold=s.score_threshold,
+            mmr_lambda=s.mmr_lambda,
+            openings=s.search_openings,
+            per_source=s.max_chunks_per_source,
+            keyword_rank=s.keyword_rank,
         )
 
     def clamped(self) -> SearchOptions:
@@ -66,6 +69,7 @@ class SearchOptions:
             mmr_lambda=min(max(float(self.mmr_lambda), 0.0), 1.0),
             openings=bool(self.openings),
             per_source=min(max(int(self.per_source), 0), 50),
+            keyword_rank=bool(self.keyword_rank),
         )
 
 
@@ -108,6 +112,7 @@ class Trace:
     rewrites: list[str] = field(default_factory=list)
     searches: list[QueryHits] = field(default_factory=list)
     fused: list[dict[str, Any]] = field(default_factory=list)
+    keyword_ranking: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -245,7 +250,13 @@ class RagChain:
         started = time.perf_counter()
         options: SearchOptions = state["options"]
         threshold = options.threshold if options.mode == "similarity" else None
-        fused = reciprocal_rank_fusion(state["hits"]["chunks"], state["hits"]["openings"])
+        chunk_lists, opening_lists = state["hits"]["chunks"], state["hits"]["openings"]
+        ranked = list(chunk_lists)
+        if options.keyword_rank:  # one more ranking of the same candidates, by the question's terms
+            keyword_list = bm25_rank(state["standalone"], [h for hits in chunk_lists + opening_lists for h in hits])
+            ranked.append(keyword_list)
+            state["trace"].keyword_ranking = [h.id for h in keyword_list[: options.fetch_k]]
+        fused = reciprocal_rank_fusion(ranked, opening_lists)
         state["trace"].fused = [
             {
                 "id": h.id,

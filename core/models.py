@@ -90,20 +90,41 @@ def make_chat_model(settings: Settings) -> BaseChatModel | None:
     )
 
 
-class QueryEmbeddingCache(Embeddings):
-    """Embeds each distinct query once: concurrent and repeated searches share the vector."""
+class EmbeddingCache(Embeddings):
+    """Wraps the model: each distinct query is embedded once, and chunks can be embedded ahead.
+
+    Queries: concurrent and repeated searches share one vector (LRU, `size` entries).
+    Chunks: `prepare` embeds texts before the single-writer lock is taken; the store's
+    `aadd_documents` then finds them ready, so only the Milvus writes are serialized.
+    """
 
     def __init__(self, inner: Embeddings, size: int = 2048) -> None:
         self.inner = inner
         self.size = size
         self._vectors: OrderedDict[str, list[float]] = OrderedDict()
         self._pending: dict[str, asyncio.Future[list[float]]] = {}
+        self._prepared: dict[str, list[float]] = {}
+
+    async def prepare(self, texts: list[str]) -> None:
+        """Embed chunk texts now; the next `aembed_documents` of them returns these vectors."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._prepared]
+        if missing:
+            self._prepared.update(zip(missing, await self.inner.aembed_documents(missing), strict=True))
+
+    def discard(self, texts: list[str]) -> None:
+        """Forget prepared vectors that will not be written."""
+        for text in texts:
+            self._prepared.pop(text, None)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.inner.embed_documents(texts)
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        return await self.inner.aembed_documents(texts)
+        ready = {t: self._prepared.pop(t) for t in dict.fromkeys(texts) if t in self._prepared}
+        missing = [t for t in dict.fromkeys(texts) if t not in ready]
+        if missing:
+            ready.update(zip(missing, await self.inner.aembed_documents(missing), strict=True))
+        return [ready[t] for t in texts]
 
     def embed_query(self, text: str) -> list[float]:
         if text in self._vectors:

@@ -8,14 +8,23 @@ from contextlib import asynccontextmanager
 
 from langchain_core.embeddings import Embeddings
 
-from core.models import QueryEmbeddingCache, embedding_info, make_embeddings
+from core.models import EmbeddingCache, embedding_info, make_embeddings
 from core.settings import Settings
 from core.store import KnowledgeBase
 
 
 def quiet_libraries() -> None:
     """Keep third-party chatter (progress bars, client warnings) out of user output."""
-    for name in ("pymilvus", "httpx", "sentence_transformers", "transformers", "langchain_milvus"):
+    # grpc._server: Milvus Lite's in-process server logs a traceback for a probe pymilvus makes.
+    for name in (
+        "pymilvus",
+        "httpx",
+        "sentence_transformers",
+        "transformers",
+        "langchain_milvus",
+        "grpc._server",
+        "pypdf",
+    ):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         from transformers.utils import logging as hf_logging
@@ -30,7 +39,7 @@ def quiet_libraries() -> None:
 async def open_knowledge_base(settings: Settings, embeddings: Embeddings | None = None) -> AsyncIterator[KnowledgeBase]:
     """The knowledge base for these settings, closed (and flushed) on exit."""
     quiet_libraries()
-    embeddings = QueryEmbeddingCache(embeddings or make_embeddings(settings))
+    embeddings = EmbeddingCache(embeddings or make_embeddings(settings))
     kb = await KnowledgeBase.open(settings, embeddings, embedding_info(settings, embeddings.inner))
     try:
         yield kb

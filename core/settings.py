@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(150, ge=0)
     max_file_mb: float = Field(50.0, gt=0, le=1024)
     max_parallel_files: int = Field(4, ge=1, le=64)
+    max_parallel_embeds: int = Field(2, ge=1, le=64)
     embed_batch_size: int = Field(64, ge=1, le=2048)
 
     # Retrieval and answering
@@ -57,6 +58,7 @@ class Settings(BaseSettings):
     mmr_lambda: float = Field(0.5, ge=0.0, le=1.0)
     score_threshold: float = Field(0.15, ge=-1.0, le=1.0)
     search_openings: bool = True
+    keyword_rank: bool = True
     max_chunks_per_source: int = Field(0, ge=0, le=50)
     max_parallel_searches: int = Field(8, ge=1, le=64)
     history_turns: int = Field(4, ge=0, le=50)

@@ -15,7 +15,7 @@ from langchain_milvus import Milvus
 from pymilvus import DataType, MilvusClient
 
 from core.errors import EmbeddingMismatch, StoreUnavailable
-from core.models import EmbeddingInfo
+from core.models import EmbeddingCache, EmbeddingInfo
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -153,8 +153,18 @@ class KnowledgeBase:
             return int(res.get("delete_count", 0))
         return len(res)
 
+    async def prepare(self, documents: list[Document]) -> None:
+        """Embed chunks ahead of `add`, outside the write lock (when the model is wrapped in a cache)."""
+        if isinstance(self.embeddings, EmbeddingCache):
+            await self.embeddings.prepare([d.page_content for d in documents])
+
+    def discard(self, documents: list[Document]) -> None:
+        """Drop prepared vectors of chunks that will not be written."""
+        if isinstance(self.embeddings, EmbeddingCache):
+            self.embeddings.discard([d.page_content for d in documents])
+
     async def add(self, documents: list[Document], ids: list[str]) -> None:
-        """Write chunks through LangChain's `aadd_documents`, in batches, one writer at a time."""
+        """Write chunks through LangChain's `aadd_documents` in batches (callers hold `write_lock`)."""
         size = self.settings.embed_batch_size
         for start in range(0, len(documents), size):
             await self.store.aadd_documents(documents[start : start + size], ids=ids[start : start + size])

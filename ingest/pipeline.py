@@ -97,6 +97,7 @@ class Ingestor:
         self.kb = kb
         self.settings = kb.settings
         self._parse_slots = asyncio.Semaphore(self.settings.max_parallel_files)
+        self._embed_slots = asyncio.Semaphore(self.settings.max_parallel_embeds)
 
     async def ingest(self, files: list[FileInput], on_result: ProgressCallback | None = None) -> list[FileResult]:
         """Ingest every file; one failure never stops the others. Flushes once at the end."""
@@ -118,7 +119,10 @@ class Ingestor:
         started = time.perf_counter()
         try:
             chunks, doc_hash = await self._prepare(item)
-            status = await self._write(item.source, doc_hash, chunks)
+            try:
+                status = await self._write(item.source, doc_hash, chunks)
+            finally:
+                self.kb.discard(chunks)
             result = FileResult(item.source, status, len(chunks))
         except KnowledgeBaseError as exc:
             result = FileResult(item.source, "failed", reason=str(exc))
@@ -156,6 +160,13 @@ class Ingestor:
         older_versions = all_of(same_source, f"doc_hash != {quote(doc_hash)}")
         assert this_version and older_versions
         ids = [chunk_id(source, doc_hash, i) for i in range(len(chunks))]
+        if await self.kb.count(this_version) != len(chunks):
+            # Embed before taking the lock: only the Milvus writes are serialized.
+            try:
+                async with self._embed_slots:
+                    await self.kb.prepare(chunks)
+            except Exception as exc:
+                raise IngestError(f"the chunks could not be embedded ({type(exc).__name__}: {exc})") from exc
         async with self.kb.write_lock:
             present = await self.kb.count(this_version)
             if present == len(chunks):

@@ -60,6 +60,7 @@ async def test_trace_has_rewrites_hits_fusion_and_timings(filled: KnowledgeBase)
     assert {s.scope for s in t.searches} == {"chunks", "openings"}
     openings = [h for s in t.searches if s.scope == "openings" for h in s.hits]
     assert openings and all(h["id"] for h in openings)
+    assert t.keyword_ranking and set(t.keyword_ranking) <= {h["id"] for s in t.searches for h in s.hits}
     assert t.fused and set(t.timings_ms) >= {"condense", "rewrite", "retrieve", "fuse", "answer"}
     assert result.sources[0].source == "remote-work.docx"
     assert json.loads(json.dumps(result.to_dict(), default=str))["rewrites"] == t.rewrites

@@ -141,3 +141,35 @@ def test_cli_folder_rerun_and_exit_codes(tmp_path: Path) -> None:
 def test_cli_reports_invalid_settings_plainly(tmp_path: Path) -> None:
     out = _cli(["-m", "ingest", str(tmp_path)], {"RAG_K": "0"}, tmp_path)
     assert out.returncode == 1 and "RAG_K" in out.stderr and "Traceback" not in out.stderr
+
+
+async def test_model_outage_before_writing_fails_the_file_and_keeps_the_rest(kb: KnowledgeBase, tmp_path: Path) -> None:
+    """Chunks are embedded before the write lock: a model error there writes nothing for that file."""
+    from langchain_core.embeddings import Embeddings
+
+    from core.models import EmbeddingCache
+
+    real = kb.embeddings.inner  # type: ignore[attr-defined]
+
+    class DownForOneFile(Embeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            if any("Nimbus" in t for t in texts):
+                raise TimeoutError("embedding server timed out")
+            return real.embed_documents(texts)
+
+        def embed_query(self, text: str) -> list[float]:
+            return real.embed_query(text)
+
+    assert isinstance(kb.embeddings, EmbeddingCache)
+    kb.embeddings.inner = DownForOneFile()
+    bad = tmp_path / "nimbus.md"
+    bad.write_text("# Nimbus\n\nThe Nimbus project ships in May.", encoding="utf-8")
+    good = tmp_path / "atlas.md"
+    good.write_text("# Atlas\n\nThe Atlas project ships in June.", encoding="utf-8")
+    results = {
+        r.source: r for r in await Ingestor(kb).ingest([FileInput(bad, "nimbus.md"), FileInput(good, "atlas.md")])
+    }
+    assert results["nimbus.md"].status == "failed" and "timed out" in results["nimbus.md"].reason
+    assert results["atlas.md"].status == "indexed"
+    assert await kb.count(field_eq("source", "nimbus.md")) == 0
+    assert not kb.embeddings._prepared  # nothing left behind

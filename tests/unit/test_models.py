@@ -2,7 +2,7 @@ import asyncio
 
 from langchain_core.embeddings import Embeddings
 
-from core.models import QueryEmbeddingCache, make_chat_model
+from core.models import EmbeddingCache, make_chat_model
 from core.settings import load_settings
 
 
@@ -24,7 +24,7 @@ class Counting(Embeddings):
 
 async def test_query_cache_embeds_each_distinct_query_once_even_concurrently() -> None:
     inner = Counting()
-    cache = QueryEmbeddingCache(inner, size=2)
+    cache = EmbeddingCache(inner, size=2)
     vectors = await asyncio.gather(*(cache.aembed_query(q) for q in ["aa", "aa", "bbb", "aa"]))
     assert vectors == [[2.0], [2.0], [3.0], [2.0]]
     assert sorted(inner.calls) == ["aa", "bbb"]
@@ -43,7 +43,7 @@ async def test_query_cache_failure_reaches_waiters_and_is_not_cached() -> None:
             await asyncio.sleep(0.01)
             raise ConnectionError("down")
 
-    cache = QueryEmbeddingCache(Failing())
+    cache = EmbeddingCache(Failing())
     results = await asyncio.gather(cache.aembed_query("q"), cache.aembed_query("q"), return_exceptions=True)
     assert all(isinstance(r, ConnectionError) for r in results)
     assert not cache._vectors

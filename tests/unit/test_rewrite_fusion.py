@@ -85,3 +85,38 @@ def test_document_votes_boost_every_chunk_of_a_document_once() -> None:
     assert abs(fused["b0"].rrf - 2 / 61) < 1e-12  # voted for, never counted as its own chunk hit
     assert abs(fused["a2"].rrf - (2 / 61 + 1 / 62)) < 1e-12
     assert fused["a0"].queries == []
+
+
+def test_bm25_ranks_candidates_by_shared_rare_terms() -> None:
+    from chains.lexical import bm25_rank
+
+    pool = [
+        _src_hit("a", "a", 0.9),
+        _src_hit("b", "b", 0.8),
+        _src_hit("c", "c", 0.7),
+    ]
+    pool[0].document.page_content = "git commit records changes to the repository"
+    pool[1].document.page_content = "git am applies a series of patches from a mailbox (mbox)"
+    pool[2].document.page_content = "the weather is nice"
+    ranked = bm25_rank("apply a patch series received as mbox", [*pool, pool[1]])
+    assert [h.id for h in ranked] == ["b"]  # shared terms only; duplicates collapse
+    assert bm25_rank("", pool) == [] and bm25_rank("mbox", []) == []
+
+
+def test_extractive_pick_keeps_relevant_sentences_with_their_numbers() -> None:
+    from chains.extractive import candidates, pick
+
+    found = candidates(
+        [
+            (
+                1,
+                "Title\n\nWarranty claims are handled by the Orion desk in Oslo. The sky was blue over a fjord.",
+            ),
+            (2, "Other\n\nServicing happens every 1200 hours by certified engineers on site."),
+        ]
+    )
+    assert [c.number for c in found] == [1, 1, 2]
+    # vectors: the first sentence matches the question, the others are far from it
+    vectors = [[1.0, 0.0], [0.0, 1.0], [0.3, 0.95]]
+    chosen = pick("who handles warranty claims", found, vectors, [1.0, 0.0])
+    assert [c.text for c in chosen] == ["Warranty claims are handled by the Orion desk in Oslo."]

@@ -71,3 +71,44 @@ def test_quote_never_leaves_the_string_literal(value: str) -> None:
             continue
         assert inner[i] != '"'
         i += 1
+
+
+def test_search_options_carry_every_retrieval_setting() -> None:
+    from dataclasses import fields
+
+    from chains.pipeline import SearchOptions
+
+    s = load_settings(
+        k=9,
+        fetch_k=30,
+        rewrites=1,
+        search_mode="mmr",
+        score_threshold=0.4,
+        mmr_lambda=0.3,
+        search_openings=False,
+        max_chunks_per_source=3,
+        keyword_rank=False,
+    )
+    opts = SearchOptions.from_settings(s)
+    assert opts == SearchOptions(9, 30, 1, "mmr", 0.4, 0.3, False, 3, False)
+    assert len(fields(SearchOptions)) == 9  # a new option needs a setting and a line above
+    wild = SearchOptions(
+        k=10_000,
+        fetch_k=-3,
+        rewrites=99,
+        mode="drop",
+        threshold=7,
+        mmr_lambda=-1,  # type: ignore[arg-type]
+        openings=1,
+        per_source=-5,
+        keyword_rank=0,
+    ).clamped()  # type: ignore[arg-type]
+    assert (wild.k, wild.fetch_k, wild.rewrites, wild.mode, wild.threshold, wild.mmr_lambda) == (
+        50,
+        50,
+        8,
+        "similarity",
+        1.0,
+        0.0,
+    )
+    assert (wild.openings, wild.per_source, wild.keyword_rank) == (True, 0, False)
