@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -59,6 +61,16 @@ async def resources() -> Resources:
 
 
 _holder: list[asyncio.Task[None]] = []
+
+
+@cl.on_app_startup
+async def startup() -> None:
+    """Fail fast: bad settings or a mismatched collection stop the server with a plain message."""
+    try:
+        await resources()
+    except KnowledgeBaseError as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr, flush=True)
+        os._exit(2)  # Chainlit swallows exceptions raised here; a half-started server helps nobody
 
 
 @cl.on_app_shutdown

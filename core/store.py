@@ -169,24 +169,6 @@ class KnowledgeBase:
         for start in range(0, len(documents), size):
             await self.store.aadd_documents(documents[start : start + size], ids=ids[start : start + size])
 
-    async def sources(self) -> dict[str, int]:
-        """Chunk count per source, for summaries."""
-        counts: dict[str, int] = {}
-        it = await asyncio.to_thread(
-            self.store.client.query_iterator, self.name, batch_size=1000, filter="", output_fields=["source"]
-        )
-        try:
-            while True:
-                batch = await asyncio.to_thread(it.next)
-                if not batch:
-                    break
-                for row in batch:
-                    src = str(row.get("source", "?"))
-                    counts[src] = counts.get(src, 0) + 1
-        finally:
-            it.close()
-        return counts
-
 
 def _check_embedding(client: MilvusClient, name: str, info: EmbeddingInfo) -> None:
     desc = client.describe_collection(name)

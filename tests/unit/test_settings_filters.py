@@ -112,3 +112,14 @@ def test_search_options_carry_every_retrieval_setting() -> None:
         0.0,
     )
     assert (wild.openings, wild.per_source, wild.keyword_rank) == (True, 0, False)
+
+
+def test_readme_documents_every_setting() -> None:
+    from pathlib import Path
+
+    from core.settings import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    aliases = {"openai_api_key": "OPENAI_API_KEY", "openai_base_url": "OPENAI_BASE_URL"}
+    missing = [name for name in Settings.model_fields if f"`{aliases.get(name, 'RAG_' + name.upper())}`" not in readme]
+    assert not missing, f"README lacks: {missing}"
