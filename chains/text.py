@@ -183,12 +183,20 @@ QUESTION_LEAD = re.compile(
     r"(?:way\s+to\s+)?)",
     re.IGNORECASE,
 )
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=\s*[-*•]\s)")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+BULLET_START = re.compile(r"^\s*(?:[-*•‣◦]|\d+[.)])\s+")
+KEY_VALUE = re.compile(r"^[\w][\w .()/-]{0,40}:\s")
 
 
 def words(text: str) -> list[str]:
-    """Lower-cased word tokens."""
-    return [w.lower() for w in WORD.findall(text)]
+    """Lower-cased word tokens; a hyphenated compound also yields its parts (`requires-python`)."""
+    tokens: list[str] = []
+    for w in WORD.findall(text):
+        w = w.lower()
+        tokens.append(w)
+        if "-" in w or "_" in w:
+            tokens += [p for p in re.split(r"[-_]+", w) if p]
+    return tokens
 
 
 def keywords(text: str) -> list[str]:
@@ -205,7 +213,36 @@ def declarative(question: str) -> str:
     return QUESTION_LEAD.sub("", question.strip(), count=1).rstrip(" ?!.").strip()
 
 
+def lines_to_units(text: str) -> list[str]:
+    """Paragraphs, list items and short structured lines; hard-wrapped prose lines are joined again."""
+    units: list[str] = []
+    for block in re.split(r"\n\s*\n", text):
+        current = ""
+        for line in block.splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            continues = (
+                current
+                and not BULLET_START.match(line)
+                and not KEY_VALUE.match(line)
+                and not current.endswith((".", "!", "?", ":", ";"))
+                and (line[0].islower() or current.endswith(("-", ",")) or len(current) > 60)
+            )
+            if continues:
+                current = current[:-1] + line if current.endswith("-") and line[0].islower() else f"{current} {line}"
+            else:
+                if current:
+                    units.append(current)
+                current = line
+        if current:
+            units.append(current)
+    return units
+
+
 def sentences(text: str) -> list[str]:
-    """Split a passage into sentences (and list items)."""
-    parts = SENTENCE_END.split(text)
-    return [re.sub(r"\s+", " ", p).strip() for p in parts if p and p.strip()]
+    """Split a passage into sentences, list items and structured lines."""
+    found = []
+    for unit in lines_to_units(text):
+        found += [re.sub(r"\s+", " ", p).strip() for p in SENTENCE_END.split(unit) if p.strip()]
+    return found

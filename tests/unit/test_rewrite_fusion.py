@@ -120,3 +120,21 @@ def test_extractive_pick_keeps_relevant_sentences_with_their_numbers() -> None:
     vectors = [[1.0, 0.0], [0.0, 1.0], [0.3, 0.95]]
     chosen = pick("who handles warranty claims", found, vectors, [1.0, 0.0])
     assert [c.text for c in chosen] == ["Warranty claims are handled by the Orion desk in Oslo."]
+
+
+def test_sentences_unwrap_prose_but_keep_structured_lines() -> None:
+    wrapped = (
+        "You might look for the first commit in which the file\nnames were all converted to the naming stan-\ndard. "
+        "Next one."
+    )
+    assert sentences(wrapped) == [
+        "You might look for the first commit in which the file names were all converted to the naming standard.",
+        "Next one.",
+    ]
+    meta = "Summary: An integration package connecting Milvus and LangChain\nLicense: MIT\nRequires-Python: >=3.10"
+    assert sentences(meta) == [
+        "Summary: An integration package connecting Milvus and LangChain",
+        "License: MIT",
+        "Requires-Python: >=3.10",
+    ]
+    assert sentences("Steps:\n- first do this\n- then that") == ["Steps:", "- first do this", "- then that"]
