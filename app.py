@@ -5,24 +5,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import chainlit as cl
+from chainlit.input_widget import Select, Slider
 
-from chains import RagChain, Source, to_messages
+from chains import RagChain, SearchOptions, Source, Trace, to_messages
 from core.errors import KnowledgeBaseError
 from core.models import make_chat_model
 from core.runtime import open_knowledge_base
 from core.settings import get_settings
-from ingest import FileInput, FileResult, Ingestor
+from ingest import SUPPORTED, FileInput, FileResult, Ingestor
 
 log = logging.getLogger(__name__)
 
 
 class Resources:
-    """Built once per process on first use, shared by every session."""
+    """Built once per process at start-up, shared by every session."""
 
     # A plain class: Chainlit loads app.py outside sys.modules, which dataclasses cannot handle.
     def __init__(self, chain: RagChain, ingestor: Ingestor) -> None:
@@ -33,6 +36,7 @@ class Resources:
 
 _resources: Resources | None = None
 _resources_lock = asyncio.Lock()
+_holder: list[asyncio.Task[None]] = []
 
 
 async def resources() -> Resources:
@@ -58,9 +62,6 @@ async def resources() -> Resources:
             _holder.append(asyncio.create_task(hold()))
             _resources = await ready
         return _resources
-
-
-_holder: list[asyncio.Task[None]] = []
 
 
 @cl.on_app_startup
@@ -89,74 +90,148 @@ async def report_error(exc: BaseException) -> None:
     await cl.ErrorMessage(content=text).send()
 
 
+# --- session start -----------------------------------------------------------------------------
+def settings_widgets(options: SearchOptions) -> list[Any]:
+    return [
+        Slider(id="k", label="Sources per answer (k)", initial=options.k, min=1, max=20, step=1),
+        Select(id="mode", label="Search mode", values=["similarity", "mmr"], initial_value=options.mode),
+        Slider(id="rewrites", label="Query rewrites", initial=options.rewrites, min=0, max=8, step=1),
+        Slider(
+            id="threshold", label="Score threshold (cosine)", initial=options.threshold or 0.0, min=-1, max=1, step=0.05
+        ),
+    ]
+
+
+@cl.set_starters
+async def starters(user: cl.User | None = None) -> list[cl.Starter]:
+    try:
+        rows = await (await resources()).chain.kb.query("chunk == 0", ["title", "source"], limit=4)
+    except Exception:
+        return []
+    return [
+        cl.Starter(
+            label=f"What is {row.get('title') or row['source']} about?",
+            message=f"What is {row.get('title') or row['source']} about?",
+        )
+        for row in rows
+    ]
+
+
 @cl.on_chat_start
 async def start() -> None:
     cl.user_session.set("history", [])
     try:
         res = await resources()
-        chunks = await res.chain.kb.count()
+        options = SearchOptions.from_settings(res.chain.settings)
+        cl.user_session.set("options", options)
+        await cl.ChatSettings(settings_widgets(options)).send()
+        documents, chunks = await res.chain.kb.summary()
     except Exception as exc:
         await report_error(exc)
         return
-    holds = f"The knowledge base holds {chunks} chunks." if chunks else "The knowledge base is empty."
+    holds = (
+        f"The knowledge base holds **{documents} documents** ({chunks} chunks)."
+        if documents
+        else "The knowledge base is empty."
+    )
+    kinds = ", ".join(ext.lstrip(".") for ext in SUPPORTED)
     await cl.Message(
-        content=f"{holds} Attach PDF, Word, PowerPoint, HTML, Markdown, text or CSV files to a message "
-        "to add them, then ask a question."
+        content=f"{holds} Attach files to a message with the paperclip to add them ({kinds}), then ask a question."
     ).send()
 
 
-async def ingest_files(res: Resources, elements: list[cl.Element]) -> None:
+@cl.on_settings_update
+async def update_settings(values: dict[str, Any]) -> None:
+    current: SearchOptions = cl.user_session.get("options") or SearchOptions.from_settings(get_settings())
+    try:
+        updated = SearchOptions(
+            k=int(values.get("k", current.k)),
+            fetch_k=current.fetch_k,
+            rewrites=int(values.get("rewrites", current.rewrites)),
+            mode=values.get("mode", current.mode),
+            threshold=float(values.get("threshold", current.threshold or 0.0)),
+            mmr_lambda=current.mmr_lambda,
+            openings=current.openings,
+            per_source=current.per_source,
+            keyword_rank=current.keyword_rank,
+        ).clamped()  # values come from the client: never trust them
+    except (TypeError, ValueError):
+        updated = current
+    cl.user_session.set("options", updated)
+
+
+# --- uploads -----------------------------------------------------------------------------------
+def keep_pdf(path: Path, result: FileResult) -> None:
+    """Keep indexed PDFs so citations can open them at the cited page after the session ends."""
+    if result.status != "failed" and result.doc_hash and path.suffix.lower() == ".pdf":
+        target = Path(get_settings().files_dir) / f"{result.doc_hash}.pdf"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+
+
+async def ingest_files(res: Resources, elements: list[Any]) -> None:
     files = [FileInput(Path(e.path), e.name) for e in elements if getattr(e, "path", None)]
     if not files:
         return
-    async with cl.Step(name="Ingest", type="tool") as step:
-        step.input = ", ".join(f.source for f in files)
-        lines: list[str] = []
+    by_source = {f.source: f.path for f in files}
+    async with cl.Step(name="Ingest", type="tool", show_input=False) as step:
+        lines: list[str] = [f"{f.source}: reading…" for f in files]
+        step.output = "\n".join(lines)
+        await step.update()
 
         async def progress(result: FileResult) -> None:
-            lines.append(result.describe())
+            lines[[f.source for f in files].index(result.source)] = result.describe()
             step.output = "\n".join(lines)
             await step.update()
+            await asyncio.to_thread(keep_pdf, by_source[result.source], result)
 
         results = await res.ingestor.ingest(files, on_result=progress)
     await cl.Message(content="\n".join(f"- {r.describe()}" for r in results)).send()
 
 
-def source_elements(sources: list[Source], answer_id: str) -> tuple[list[cl.Text], dict[int, str]]:
-    names = {
-        s.number: f"[{s.number}] {s.source}" + (f" p.{s.page}" if s.page else "") + f" ·{answer_id}" for s in sources
-    }
-    elements = [cl.Text(name=names[s.number], content=s.text, display="side") for s in sources]
-    return elements, names
+# --- answers -----------------------------------------------------------------------------------
+def source_element(source: Source, name: str) -> Any:
+    pdf = Path(get_settings().files_dir) / f"{source.doc_hash}.pdf"
+    if source.file_type == "pdf" and source.doc_hash and pdf.exists():
+        return cl.Pdf(name=name, path=str(pdf), page=source.page or 1, display="side")
+    return cl.Text(name=name, content=source.text, display="side")
+
+
+def retrieve_report(trace: Trace, sources: list[Source]) -> str:
+    lines = []
+    for search in trace.searches:
+        hits = ", ".join(
+            f"{h['source']}{' p.' + str(h['page']) if h.get('page') else ''} ({h['score']})" for h in search.hits[:5]
+        )
+        lines.append(f"- [{search.scope}] {search.query!r} ({search.ms:.0f} ms): {hits or 'no hits'}")
+    fused = "\n".join(f"{s.label}: rrf {s.rrf}, similarity {s.score}" for s in sources) or "nothing above the threshold"
+    timings = ", ".join(f"{k} {v:.0f} ms" for k, v in trace.timings_ms.items())
+    return (
+        f"{len(trace.searches)} searches:\n" + "\n".join(lines) + f"\n\nFused ranking:\n{fused}\n\nTimings: {timings}"
+    )
 
 
 async def answer(res: Resources, question: str) -> None:
     history: list[tuple[str, str]] = cl.user_session.get("history") or []
+    options: SearchOptions | None = cl.user_session.get("options")
     msg = cl.Message(content="")
     sources: list[Source] = []
-    async for event in res.chain.astream(question, to_messages(history)):
+    async for event in res.chain.astream(question, to_messages(history), options):
         if "token" in event:
             await msg.stream_token(event["token"])
-        else:
-            sources = event["sources"]
-            trace = event["trace"]
-            async with cl.Step(name="Rewrite", type="tool") as step:
-                step.input = trace.standalone
-                step.output = "\n".join(trace.rewrites)
-            async with cl.Step(name="Retrieve", type="retrieval") as step:
-                step.output = (
-                    "\n".join(
-                        f"{s.query!r}: " + ", ".join(f"{h['source']} ({h['score']})" for h in s.hits[:5])
-                        for s in trace.searches
-                    )
-                    + "\n\nFused: "
-                    + ", ".join(f"[{s.number}] {s.source} ({s.rrf})" for s in sources)
-                )
+            continue
+        sources, trace = event["sources"], event["trace"]
+        async with cl.Step(name="Rewrite", type="llm") as step:
+            step.input = trace.standalone
+            step.output = "\n".join(f"- {q}" for q in trace.rewrites)
+        async with cl.Step(name="Retrieve", type="retrieval", show_input=False) as step:
+            step.output = retrieve_report(trace, sources)
     answer_id = uuid.uuid4().hex[:4]
-    elements, names = source_elements(sources, answer_id)
+    names = {s.number: f"{s.label} ·{answer_id}" for s in sources}
     if sources:
         msg.content += "\n\nSources: " + ", ".join(names[s.number] for s in sources)
-    msg.elements = elements  # type: ignore[assignment]
+    msg.elements = [source_element(s, names[s.number]) for s in sources]
     await msg.send()
     history += [("user", question), ("assistant", msg.content)]
     cl.user_session.set("history", history[-2 * get_settings().history_turns :])
@@ -171,6 +246,6 @@ async def on_message(message: cl.Message) -> None:
         if message.content.strip():
             await answer(res, message.content.strip())
     except asyncio.CancelledError:
-        raise
+        raise  # the user pressed Stop: Chainlit ends the message
     except Exception as exc:
         await report_error(exc)

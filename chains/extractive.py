@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -44,6 +45,17 @@ def candidates(numbered_texts: Sequence[tuple[int, str]]) -> list[Candidate]:
             if 25 <= len(sentence) <= 600 and len(keywords(sentence)) >= 3:
                 found.append(Candidate(number, position, sentence))
     return found
+
+
+LEADING_MARKER = re.compile(r"^(?:[-*+•‣◦]\s+|\d+[.)]\s+)+")
+
+
+def as_list_item(sentence: str) -> str:
+    """A sentence made safe as a Markdown list item: no bullet of its own, no heading, no code fence."""
+    text = LEADING_MARKER.sub("", sentence.strip()).replace("```", "")
+    if text[:1] in ("#", ">", "=", "|"):
+        text = "\\" + text
+    return text
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -89,7 +101,8 @@ async def extractive_answer(
             found = [Candidate(n, 0, body(t).strip()[:500]) for n, t in numbered_texts[:MAX_SENTENCES]]
         vectors = await embeddings.aembed_documents([c.text for c in found])
         qvec = await embeddings.aembed_query(question)
-        text = INTRO + "\n".join(f"- {c.text} [{c.number}]" for c in pick(question, found, vectors, qvec))
+        chosen = pick(question, found, vectors, qvec)
+        text = INTRO + "\n".join(f"- {as_list_item(c.text)} [{c.number}]" for c in chosen)
     for i, piece in enumerate(text.split(" ")):
         yield piece if i == 0 else " " + piece
         if i % 8 == 7:

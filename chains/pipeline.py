@@ -86,6 +86,8 @@ class Source:
     score: float | None
     rrf: float
     text: str
+    file_type: str = ""
+    doc_hash: str = ""
 
     @property
     def label(self) -> str:
@@ -368,4 +370,6 @@ def _to_source(number: int, hit: FusedHit) -> Source:
         score=None if hit.similarity is None else round(float(hit.similarity), 4),
         rrf=round(hit.rrf, 5),
         text=hit.document.page_content,
+        file_type=str(meta.get("file_type", "")),
+        doc_hash=str(meta.get("doc_hash", "")),
     )

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     milvus_uri: str = Field("./data/milvus.db", min_length=1)
     milvus_token: SecretStr | None = None
     collection: str = "knowledge"
+    files_dir: str = "./data/files"  # indexed PDFs kept so citations open at the cited page
 
     # Models
     embedding_provider: Literal["local", "openai"] = "local"

@@ -142,6 +142,10 @@ class KnowledgeBase:
         res = await self.store.aclient.query(self.name, filter=expr or "", output_fields=["count(*)"])
         return int(res[0]["count(*)"]) if res else 0
 
+    async def summary(self) -> tuple[int, int]:
+        """(documents, chunks) in the collection; every document has exactly one chunk 0."""
+        return await self.count(field_eq("chunk", 0)), await self.count()
+
     async def query(self, expr: str, fields: list[str], limit: int = 16_384) -> list[dict[str, Any]]:
         """Rows matching `expr`, with the given fields (dynamic metadata included)."""
         return list(await self.store.aclient.query(self.name, filter=expr, output_fields=fields, limit=limit))

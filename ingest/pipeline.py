@@ -33,6 +33,7 @@ class FileResult:
     chunks: int = 0
     reason: str = ""
     seconds: float = 0.0
+    doc_hash: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -123,7 +124,7 @@ class Ingestor:
                 status = await self._write(item.source, doc_hash, chunks)
             finally:
                 self.kb.discard(chunks)
-            result = FileResult(item.source, status, len(chunks))
+            result = FileResult(item.source, status, len(chunks), doc_hash=doc_hash)
         except KnowledgeBaseError as exc:
             result = FileResult(item.source, "failed", reason=str(exc))
         except Exception as exc:  # a bug or an outage: report it for this file, keep going

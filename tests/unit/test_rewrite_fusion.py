@@ -138,3 +138,13 @@ def test_sentences_unwrap_prose_but_keep_structured_lines() -> None:
         "Requires-Python: >=3.10",
     ]
     assert sentences("Steps:\n- first do this\n- then that") == ["Steps:", "- first do this", "- then that"]
+
+
+def test_extracted_sentences_cannot_break_the_markdown_list() -> None:
+    from chains.extractive import as_list_item
+
+    assert as_list_item("# run project specific test") == "\\# run project specific test"
+    assert as_list_item("• Automatically bisect a broken test case:") == "Automatically bisect a broken test case:"
+    assert as_list_item("- 2. nested marker") == "nested marker"
+    assert as_list_item("```bash pip install x```") == "bash pip install x"
+    assert as_list_item("> quoted") == "\\> quoted"

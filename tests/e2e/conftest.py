@@ -1,0 +1,112 @@
+"""A real Chainlit server and a real browser (Playwright driving Debian's Chromium)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (installed by .ci/run)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`chainlit run app.py` on a free port, with its own empty knowledge base; yields the URL."""
+    data = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_")) and k != "CI"}
+    env |= {"RAG_MILVUS_URI": str(data / "kb.db"), "RAG_FILES_DIR": str(data / "files")}
+    log = open(data / "server.log", "w")  # noqa: SIM115 - closed below
+    cmd = [sys.executable, "-m", "chainlit", "run", "app.py", "--headless", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((data / "server.log").read_text())
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        await b.close()
+
+
+class Chat:
+    """One person's browser tab on the app."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.frames: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda f: self.frames.append(str(f))))
+
+    @classmethod
+    async def open(cls, browser: Any, url: str) -> Chat:
+        page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+        chat = cls(page)
+        await page.goto(url)
+        await page.wait_for_selector("text=knowledge base", timeout=90_000)
+        return chat
+
+    def stream_tokens(self) -> int:
+        return sum(1 for f in self.frames if "stream_token" in f)
+
+    async def send(self, text: str = "", files: list[Path] | None = None) -> None:
+        if files:
+            await self.page.set_input_files("#upload-button-input", [str(f) for f in files])
+            for f in files:  # attachments uploaded before sending
+                await self.page.locator("#attachments").get_by_text(f.name).first.wait_for(timeout=30_000)
+        if text:
+            await self.page.fill("#chat-input", text)
+        submit = self.page.locator("#chat-submit")
+        deadline = time.time() + 60
+        while not await submit.is_enabled() and time.time() < deadline:
+            await self.page.wait_for_timeout(100)
+        await submit.click()
+
+    async def wait_answers(self, n: int, timeout_ms: int = 120_000) -> str:
+        """Wait until the n-th answer (a message with a Sources line or a not-found text) is complete."""
+        answers = self.page.locator("[data-step-type='assistant_message']").filter(has_text="extracted, not generated")
+        await answers.nth(n - 1).get_by_text("Sources:").wait_for(timeout=timeout_ms)
+        return str(await answers.nth(n - 1).inner_text())

@@ -1,0 +1,89 @@
+"""The chat as a person uses it: upload, ask, watch it stream, click a source, follow up."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import Chat
+from tests.fixtures.documents import make_bad_set, make_good_set
+
+
+async def test_upload_pdf_and_docx_then_a_streamed_cited_answer(server: str, browser: Any, tmp_path: Path) -> None:
+    good = make_good_set(tmp_path / "docs")
+    chat = await Chat.open(browser, server)
+    await chat.send(files=[good["pdf"], good["docx"]])
+    await chat.page.get_by_text("turbine-manual.pdf: indexed").first.wait_for(timeout=120_000)
+    await chat.page.get_by_text("remote-work.docx: indexed").first.wait_for(timeout=120_000)
+
+    before = chat.stream_tokens()
+    await chat.send("Who handles warranty claims for the Zephyr turbine?")
+    answer = await chat.wait_answers(1)
+    assert "Orion support desk" in answer
+    assert chat.stream_tokens() - before > 5  # streamed token by token, not sent whole
+    assert "turbine-manual.pdf p.3" in answer.lower()  # links are upper-cased by CSS
+
+    # The answer's citation is a link; clicking it opens the cited passage in the side panel.
+    link = chat.page.locator(".element-link").filter(has_text="turbine-manual.pdf p.3").first
+    await link.click()
+    side = chat.page.locator("#side-view-content")
+    await side.wait_for(timeout=10_000)
+    await side.get_by_text("Orion support desk").first.wait_for(timeout=10_000)
+
+    # The steps show how the answer was found.
+    for step in ("Rewrite", "Retrieve"):
+        await chat.page.get_by_text(f"Used {step}").first.wait_for(timeout=5_000)
+    await chat.page.screenshot(path=str(tmp_path / "answer.png"))
+
+
+async def test_corrupt_file_fails_alone(server: str, browser: Any, tmp_path: Path) -> None:
+    bad = make_bad_set(tmp_path / "bad")
+    good = make_good_set(tmp_path / "good")
+    chat = await Chat.open(browser, server)
+    await chat.send(files=[bad["corrupt_pdf"], good["md"]])
+    await chat.page.get_by_text("corrupt.pdf: failed: the PDF is damaged").first.wait_for(timeout=120_000)
+    await chat.page.get_by_text("release.md: indexed").first.wait_for(timeout=120_000)
+    await chat.send("When are production deployments frozen?")
+    answer = await chat.wait_answers(1)
+    assert "Friday after 14:00" in answer and "release.md" in answer.lower()
+
+
+async def test_one_users_large_upload_does_not_stall_another_users_answer(
+    server: str, browser: Any, tmp_path: Path
+) -> None:
+    big = tmp_path / "handbook.txt"
+    paragraphs = [
+        f"Section {i}. The archive procedure number {i} moves ledger batch {i} to cold storage "
+        f"after review by the records office, which signs form R-{i} and files it."
+        for i in range(2500)
+    ]
+    big.write_text("\n\n".join(paragraphs), encoding="utf-8")
+    good = make_good_set(tmp_path / "docs")
+    alice, bob = await Chat.open(browser, server), await Chat.open(browser, server)
+    await bob.send(files=[good["txt"]])
+    await bob.page.get_by_text("facilities.txt:").first.wait_for(timeout=120_000)
+
+    await alice.send(files=[big])
+    await alice.page.get_by_text("Using Ingest").first.wait_for(timeout=30_000)  # the step is running
+    await bob.send("When is the office kitchen cleaned?")
+    answer = await bob.wait_answers(1)
+    assert "18:30" in answer
+    # Bob's answer came while Alice's upload was still being indexed.
+    assert await alice.page.get_by_text("Using Ingest").count() == 1
+    assert await alice.page.get_by_text("handbook.txt: indexed").count() == 0
+    await alice.page.get_by_text("handbook.txt: indexed").first.wait_for(timeout=600_000)
+
+
+async def test_follow_up_uses_the_previous_turn(server: str, browser: Any, tmp_path: Path) -> None:
+    good = make_good_set(tmp_path / "docs")
+    chat = await Chat.open(browser, server)
+    await chat.send(files=[good["pdf"]])
+    await chat.page.get_by_text("turbine-manual.pdf:").first.wait_for(timeout=120_000)
+    await chat.send("How often must the Zephyr turbine be serviced?")
+    first = await chat.wait_answers(1)
+    assert "1200 operating hours" in first
+    await asyncio.sleep(0.5)
+    await chat.send("and who handles its warranty?")
+    second = await chat.wait_answers(2)
+    assert "Orion support desk" in second
