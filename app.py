@@ -102,19 +102,25 @@ def settings_widgets(options: SearchOptions) -> list[Any]:
     ]
 
 
-@cl.set_starters
-async def starters(user: cl.User | None = None) -> list[cl.Starter]:
+async def example_questions(res: Resources, limit: int = 3) -> list[cl.Action]:
+    """One example question per document (by title), offered as buttons on the welcome message."""
+    rows = await res.chain.kb.query("chunk == 0", ["title", "source"], limit=limit)
+    questions = [f"What is {row.get('title') or row.get('source')} about?" for row in rows]
+    return [cl.Action(name="ask", payload={"question": q}, label=q, icon="message-circle") for q in questions]
+
+
+@cl.action_callback("ask")
+async def ask_example(action: cl.Action) -> None:
+    question = str(action.payload.get("question", ""))[:500].strip()  # payloads come from the client
+    if not question:
+        return
+    await cl.Message(content=question, type="user_message").send()
     try:
-        rows = await (await resources()).chain.kb.query("chunk == 0", ["title", "source"], limit=4)
-    except Exception:
-        return []
-    return [
-        cl.Starter(
-            label=f"What is {row.get('title') or row['source']} about?",
-            message=f"What is {row.get('title') or row['source']} about?",
-        )
-        for row in rows
-    ]
+        await answer(await resources(), question)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        await report_error(exc)
 
 
 @cl.on_chat_start
@@ -126,6 +132,7 @@ async def start() -> None:
         cl.user_session.set("options", options)
         await cl.ChatSettings(settings_widgets(options)).send()
         documents, chunks = await res.chain.kb.summary()
+        examples = await example_questions(res) if documents else []
     except Exception as exc:
         await report_error(exc)
         return
@@ -135,9 +142,10 @@ async def start() -> None:
         else "The knowledge base is empty."
     )
     kinds = ", ".join(ext.lstrip(".") for ext in SUPPORTED)
-    await cl.Message(
-        content=f"{holds} Attach files to a message with the paperclip to add them ({kinds}), then ask a question."
-    ).send()
+    tip = f"Attach files to a message with the paperclip to add them ({kinds}), then ask a question."
+    if examples:
+        tip += " Or try one of these:"
+    await cl.Message(content=f"{holds} {tip}", actions=examples).send()
 
 
 @cl.on_settings_update

@@ -105,6 +105,18 @@ class Chat:
             await self.page.wait_for_timeout(100)
         await submit.click()
 
+    async def open_source(self, label: str, expect_text: str) -> None:
+        """Click the citation link named `label`; the side panel must show that one source."""
+        await self.page.locator(".element-link").filter(has_text=label).first.click()
+        title = self.page.locator("#side-view-title")
+        deadline = time.time() + 10
+        while label.lower() not in (await title.inner_text()).lower() and time.time() < deadline:
+            await self.page.wait_for_timeout(100)
+        assert label.lower() in (await title.inner_text()).lower()
+        side = self.page.locator("#side-view-content")
+        await side.get_by_text(expect_text).first.wait_for(timeout=15_000)
+        assert await side.locator(":scope > *").count() == 1  # just the clicked source, not all of them
+
     async def wait_answers(self, n: int, timeout_ms: int = 120_000) -> str:
         """Wait until the n-th answer (a message with a Sources line or a not-found text) is complete."""
         answers = self.page.locator("[data-step-type='assistant_message']").filter(has_text="extracted, not generated")

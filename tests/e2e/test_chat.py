@@ -24,12 +24,8 @@ async def test_upload_pdf_and_docx_then_a_streamed_cited_answer(server: str, bro
     assert chat.stream_tokens() - before > 5  # streamed token by token, not sent whole
     assert "turbine-manual.pdf p.3" in answer.lower()  # links are upper-cased by CSS
 
-    # The answer's citation is a link; clicking it opens the cited passage in the side panel.
-    link = chat.page.locator(".element-link").filter(has_text="turbine-manual.pdf p.3").first
-    await link.click()
-    side = chat.page.locator("#side-view-content")
-    await side.wait_for(timeout=10_000)
-    await side.get_by_text("Orion support desk").first.wait_for(timeout=10_000)
+    # The answer's citation is a link; clicking it opens the cited PDF page in the side panel.
+    await chat.open_source("turbine-manual.pdf p.3", expect_text="Orion support desk")
 
     # The steps show how the answer was found.
     for step in ("Rewrite", "Retrieve"):
@@ -47,6 +43,7 @@ async def test_corrupt_file_fails_alone(server: str, browser: Any, tmp_path: Pat
     await chat.send("When are production deployments frozen?")
     answer = await chat.wait_answers(1)
     assert "Friday after 14:00" in answer and "release.md" in answer.lower()
+    await chat.open_source("release.md", expect_text="frozen every Friday after 14:00")
 
 
 async def test_one_users_large_upload_does_not_stall_another_users_answer(
@@ -87,3 +84,23 @@ async def test_follow_up_uses_the_previous_turn(server: str, browser: Any, tmp_p
     await chat.send("and who handles its warranty?")
     second = await chat.wait_answers(2)
     assert "Orion support desk" in second
+
+
+async def test_welcome_says_what_the_knowledge_base_holds_and_offers_examples(
+    server: str, browser: Any, tmp_path: Path
+) -> None:
+    good = make_good_set(tmp_path / "docs")
+    first = await Chat.open(browser, server)
+    await first.send(files=[good["html"]])
+    await first.page.get_by_text("it-help.html:").first.wait_for(timeout=120_000)
+
+    chat = await Chat.open(browser, server)  # a new session sees the documents
+    welcome = chat.page.get_by_text("The knowledge base holds").first
+    assert "documents" in await welcome.inner_text()
+    example = chat.page.get_by_role("button", name="What is").first
+    await example.wait_for(timeout=10_000)
+    question = (await example.inner_text()).strip()
+    await example.click()
+    await chat.page.get_by_text(question).nth(1).wait_for(timeout=30_000)  # shown as the user's message
+    answer = await chat.wait_answers(1)
+    assert "Sources:" in answer
