@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,30 +38,37 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`chainlit run app.py` on a free port, with its own empty knowledge base; yields the URL."""
-    data = tmp_path_factory.mktemp("server")
+@contextmanager
+def chainlit_server(data: Path, **env_extra: str) -> Iterator[str]:
+    """`chainlit run app.py` on a free port, with its own knowledge base in `data`; yields the URL."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_")) and k != "CI"}
-    env |= {"RAG_MILVUS_URI": str(data / "kb.db"), "RAG_FILES_DIR": str(data / "files")}
-    log = open(data / "server.log", "w")  # noqa: SIM115 - closed below
+    env |= {"RAG_MILVUS_URI": str(data / "kb.db"), "RAG_FILES_DIR": str(data / "files"), **env_extra}
     cmd = [sys.executable, "-m", "chainlit", "run", "app.py", "--headless", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((data / "server.log").read_text())
+    with open(data / "server.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
         try:
-            urllib.request.urlopen(url, timeout=2).close()
-            break
-        except OSError:
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                if proc.poll() is not None:
+                    raise RuntimeError((data / "server.log").read_text())
+                try:
+                    urllib.request.urlopen(url, timeout=2).close()
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app on its embedded defaults (no chat model: extractive answers)."""
+    with chainlit_server(tmp_path_factory.mktemp("server")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -117,8 +125,8 @@ class Chat:
         await side.get_by_text(expect_text).first.wait_for(timeout=15_000)
         assert await side.locator(":scope > *").count() == 1  # just the clicked source, not all of them
 
-    async def wait_answers(self, n: int, timeout_ms: int = 120_000) -> str:
-        """Wait until the n-th answer (a message with a Sources line or a not-found text) is complete."""
-        answers = self.page.locator("[data-step-type='assistant_message']").filter(has_text="extracted, not generated")
+    async def wait_answers(self, n: int, timeout_ms: int = 120_000, marker: str = "extracted, not generated") -> str:
+        """Wait until the n-th answer (an assistant message containing `marker`) has its Sources line."""
+        answers = self.page.locator("[data-step-type='assistant_message']").filter(has_text=marker)
         await answers.nth(n - 1).get_by_text("Sources:").wait_for(timeout=timeout_ms)
         return str(await answers.nth(n - 1).inner_text())

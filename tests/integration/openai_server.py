@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,8 +21,10 @@ from starlette.routing import Route
 class ScriptedModel:
     """Answers by the kind of prompt it receives and records every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, token_delay: float = 0.0, answer_repeats: int = 1) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.token_delay = token_delay  # seconds between streamed tokens (a slow model)
+        self.answer_repeats = answer_repeats
 
     def reply(self, messages: list[dict[str, Any]]) -> str:
         system = str(messages[0].get("content", "")) if messages else ""
@@ -30,7 +33,8 @@ class ScriptedModel:
         if "search queries" in system:
             return "1. Zephyr turbine warranty claims\n2. turbine support desk\n3. Zephyr turbine warranty claims"
         if "numbered sources" in system:
-            return "Warranty claims go to the Orion support desk in Oslo [1]. Service is every 1200 hours [2]."
+            answer = "Warranty claims go to the Orion support desk in Oslo [1]. Service is every 1200 hours [2]."
+            return " ".join([answer] * self.answer_repeats)
         return "ok"
 
 
@@ -58,7 +62,7 @@ def make_app(model: ScriptedModel) -> Starlette:
                 }
             )
 
-        def events() -> Iterator[str]:
+        async def events() -> AsyncIterator[str]:
             words = text.split(" ")
             for i, w in enumerate(words):
                 delta = {"content": w if i == 0 else " " + w}
@@ -70,6 +74,8 @@ def make_app(model: ScriptedModel) -> Starlette:
                     "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
                 }
                 yield f"data: {json.dumps(chunk)}\n\n"
+                if model.token_delay:
+                    await asyncio.sleep(model.token_delay)
             end = {
                 **base,
                 "object": "chat.completion.chunk",

@@ -1,0 +1,57 @@
+"""The chat with a real (local) OpenAI-compatible model server: generated answers stream, Stop works."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Chat, chainlit_server
+from tests.fixtures.documents import make_good_set
+from tests.integration.openai_server import ScriptedModel, serve
+
+
+@pytest.fixture(scope="module")
+def model() -> ScriptedModel:
+    return ScriptedModel(token_delay=0.05, answer_repeats=12)  # ~20 tokens/s, ~200 tokens
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Iterator[str]:
+    with (
+        serve(model) as base_url,
+        chainlit_server(
+            tmp_path_factory.mktemp("llm-server"), OPENAI_BASE_URL=base_url, RAG_CHAT_MODEL="local-test"
+        ) as url,
+    ):
+        yield url
+
+
+async def test_generated_answer_streams_and_stop_cancels_it(
+    model_server: str, model: ScriptedModel, browser: Any, tmp_path: Path
+) -> None:
+    good = make_good_set(tmp_path / "docs")
+    chat = await Chat.open(browser, model_server)
+    # Files and a question in one message: ingest, then answer. (Chainlit 2.12 never shows its Stop
+    # button in a session whose first message had no text: `first_interaction` is then empty.)
+    await chat.send("Who handles warranty claims for the turbine?", files=[good["pdf"]])
+    await chat.page.get_by_text("turbine-manual.pdf: indexed").first.wait_for(timeout=120_000)
+    await chat.page.get_by_text("Warranty claims go to the Orion").first.wait_for(timeout=60_000)
+    stop = chat.page.locator("#stop-button")
+    await stop.wait_for(timeout=10_000)
+    await stop.click()
+    await chat.page.locator("#chat-submit").wait_for(timeout=10_000)  # the composer is usable again
+    tokens_at_stop = chat.stream_tokens()
+    await chat.page.wait_for_timeout(1500)
+    assert chat.stream_tokens() - tokens_at_stop <= 2  # nothing more streams after Stop
+    text = await chat.page.locator("[data-step-type='assistant_message']").last.inner_text()
+    assert text.count("Orion support desk") < model.answer_repeats  # cut short
+
+    # The session still works: the next question gets a full generated answer with its sources.
+    model.answer_repeats = 1
+    await chat.send("And the service interval?")
+    answer = await chat.wait_answers(1, marker="Service is every 1200 hours")
+    assert "turbine-manual.pdf" in answer.lower()
+    assert model.requests[-1]["stream"] is True
