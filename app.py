@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -152,16 +153,12 @@ async def start() -> None:
 async def update_settings(values: dict[str, Any]) -> None:
     current: SearchOptions = cl.user_session.get("options") or SearchOptions.from_settings(get_settings())
     try:
-        updated = SearchOptions(
+        updated = replace(
+            current,
             k=int(values.get("k", current.k)),
-            fetch_k=current.fetch_k,
             rewrites=int(values.get("rewrites", current.rewrites)),
             mode=values.get("mode", current.mode),
             threshold=float(values.get("threshold", current.threshold or 0.0)),
-            mmr_lambda=current.mmr_lambda,
-            openings=current.openings,
-            per_source=current.per_source,
-            keyword_rank=current.keyword_rank,
         ).clamped()  # values come from the client: never trust them
     except (TypeError, ValueError):
         updated = current

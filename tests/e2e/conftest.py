@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import chainlit_server
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
 ARGS = [
     "--no-sandbox",
     "--disable-dev-shm-usage",
@@ -29,40 +25,6 @@ ARGS = [
     "--disable-sync",
 ]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (installed by .ci/run)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def chainlit_server(data: Path, **env_extra: str) -> Iterator[str]:
-    """`chainlit run app.py` on a free port, with its own knowledge base in `data`; yields the URL."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_")) and k != "CI"}
-    env |= {"RAG_MILVUS_URI": str(data / "kb.db"), "RAG_FILES_DIR": str(data / "files"), **env_extra}
-    cmd = [sys.executable, "-m", "chainlit", "run", "app.py", "--headless", "--host", "127.0.0.1", "--port", str(port)]
-    with open(data / "server.log", "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                if proc.poll() is not None:
-                    raise RuntimeError((data / "server.log").read_text())
-                try:
-                    urllib.request.urlopen(url, timeout=2).close()
-                    break
-                except OSError:
-                    time.sleep(0.5)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -73,6 +35,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
+    if not HAVE_CHROMIUM:
+        pytest.skip("needs Debian's chromium (`make test` installs it)")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:

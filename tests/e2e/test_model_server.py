@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Chat, chainlit_server
+from tests.e2e.conftest import Chat
 from tests.fixtures.documents import make_good_set
 from tests.integration.openai_server import ScriptedModel, serve
+from tests.servers import chainlit_server
 
 
 @pytest.fixture(scope="module")

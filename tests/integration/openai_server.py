@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +15,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
+
+from tests.servers import free_port
 
 
 class ScriptedModel:
@@ -36,12 +37,6 @@ class ScriptedModel:
             answer = "Warranty claims go to the Orion support desk in Oslo [1]. Service is every 1200 hours [2]."
             return " ".join([answer] * self.answer_repeats)
         return "ok"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_app(model: ScriptedModel) -> Starlette:
@@ -92,7 +87,7 @@ def make_app(model: ScriptedModel) -> Starlette:
 @contextmanager
 def serve(model: ScriptedModel) -> Iterator[str]:
     """Run the server on a free loopback port; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(make_app(model), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

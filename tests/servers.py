@@ -1,0 +1,56 @@
+"""Real servers the tests start on loopback: free ports and the Chainlit app itself."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def app_env(data: Path, **extra: str) -> dict[str, str]:
+    """The environment without the developer's RAG_/OPENAI_ settings or CI (which Chainlit acts on)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_")) and k != "CI"}
+    return env | {"RAG_MILVUS_URI": str(data / "kb.db"), "RAG_FILES_DIR": str(data / "files"), **extra}
+
+
+def start_app(port: int, env: dict[str, str], **popen: object) -> subprocess.Popen[str]:
+    """`chainlit run app.py` from the repository root, as the README runs it."""
+    cmd = [sys.executable, "-m", "chainlit", "run", "app.py", "--headless", "--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, **popen)  # type: ignore[call-overload]
+
+
+@contextmanager
+def chainlit_server(data: Path, **env_extra: str) -> Iterator[str]:
+    """The app on a free port with its own knowledge base in `data`; yields its URL once it answers."""
+    port = free_port()
+    with open(data / "server.log", "w") as log:
+        proc = start_app(port, app_env(data, **env_extra), stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 120
+            while True:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("the app did not start:\n" + (data / "server.log").read_text())
+                try:
+                    urllib.request.urlopen(url, timeout=2).close()
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
