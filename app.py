@@ -166,10 +166,15 @@ async def update_settings(values: dict[str, Any]) -> None:
 
 
 # --- uploads -----------------------------------------------------------------------------------
+def kept_pdf(doc_hash: str) -> Path:
+    """Where an indexed PDF is kept, by the hash of its content."""
+    return Path(get_settings().files_dir) / f"{doc_hash}.pdf"
+
+
 def keep_pdf(path: Path, result: FileResult) -> None:
     """Keep indexed PDFs so citations can open them at the cited page after the session ends."""
     if result.status != "failed" and result.doc_hash and path.suffix.lower() == ".pdf":
-        target = Path(get_settings().files_dir) / f"{result.doc_hash}.pdf"
+        target = kept_pdf(result.doc_hash)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
@@ -180,13 +185,16 @@ async def ingest_files(res: Resources, elements: list[Any]) -> None:
     if not files:
         return
     by_source = {f.source: f.path for f in files}
+    line_of: dict[str, int] = {}
+    for i, f in enumerate(files):
+        line_of.setdefault(f.source, i)
     async with cl.Step(name="Ingest", type="tool", show_input=False) as step:
         lines: list[str] = [f"{f.source}: reading…" for f in files]
         step.output = "\n".join(lines)
         await step.update()
 
         async def progress(result: FileResult) -> None:
-            lines[[f.source for f in files].index(result.source)] = result.describe()
+            lines[line_of[result.source]] = result.describe()
             step.output = "\n".join(lines)
             await step.update()
             await asyncio.to_thread(keep_pdf, by_source[result.source], result)
@@ -197,7 +205,7 @@ async def ingest_files(res: Resources, elements: list[Any]) -> None:
 
 # --- answers -----------------------------------------------------------------------------------
 def source_element(source: Source, name: str) -> Any:
-    pdf = Path(get_settings().files_dir) / f"{source.doc_hash}.pdf"
+    pdf = kept_pdf(source.doc_hash)
     if source.file_type == "pdf" and source.doc_hash and pdf.exists():
         return cl.Pdf(name=name, path=str(pdf), page=source.page or 1, display="side")
     return cl.Text(name=name, content=source.text, display="side")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from langchain_core.embeddings import Embeddings
 
-from chains.text import keywords, sentences
+from chains.text import LEADING_MARKERS, keywords, sentences
 
 INTRO = (
     "No chat model is configured, so here are the most relevant passages from your documents "
@@ -47,12 +46,9 @@ def candidates(numbered_texts: Sequence[tuple[int, str]]) -> list[Candidate]:
     return found
 
 
-LEADING_MARKER = re.compile(r"^(?:[-*+•‣◦]\s+|\d+[.)]\s+)+")
-
-
 def as_list_item(sentence: str) -> str:
     """A sentence made safe as a Markdown list item: no bullet of its own, no heading, no code fence."""
-    text = LEADING_MARKER.sub("", sentence.strip()).replace("```", "")
+    text = LEADING_MARKERS.sub("", sentence.strip()).replace("```", "")
     if text[:1] in ("#", ">", "=", "|"):
         text = "\\" + text
     return text

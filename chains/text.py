@@ -184,7 +184,9 @@ QUESTION_LEAD = re.compile(
     re.IGNORECASE,
 )
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
-BULLET_START = re.compile(r"^\s*(?:[-*•‣◦]|\d+[.)])\s+")
+LIST_MARKER = r"(?:[-*+•‣◦]|\d+[.)])\s+"  # a bullet or a number opening a list item
+BULLET_START = re.compile(r"^\s*" + LIST_MARKER)
+LEADING_MARKERS = re.compile(r"^\s*(?:" + LIST_MARKER + ")+")
 KEY_VALUE = re.compile(r"^[\w][\w .()/-]{0,40}:\s")
 
 
