@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import sys
 import uuid
 from dataclasses import replace
@@ -13,14 +12,31 @@ from pathlib import Path
 from typing import Any
 
 import chainlit as cl
+from chainlit.data import get_data_layer
+from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.input_widget import Select, Slider
+from chainlit.types import CommandDict, ThreadDict
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chains import RagChain, SearchOptions, Source, Trace, to_messages
+from core.access import LOCAL, Scope, Viewer, visible_to
+from core.auth import AuthPlan, plan_auth
+from core.database import make_engine
 from core.errors import KnowledgeBaseError
 from core.models import make_chat_model
 from core.runtime import open_knowledge_base
 from core.settings import get_settings
+from core.users import UserRecord, UserStore
 from ingest import SUPPORTED, FileInput, FileResult, Ingestor
+from ingest.documents import (
+    DocumentInfo,
+    delete_document,
+    describe,
+    find_manageable,
+    list_documents,
+    reindex_document,
+)
+from ingest.pipeline import kept_file
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +45,11 @@ class Resources:
     """Built once per process at start-up, shared by every session."""
 
     # A plain class: Chainlit loads app.py outside sys.modules, which dataclasses cannot handle.
-    def __init__(self, chain: RagChain, ingestor: Ingestor) -> None:
+    def __init__(self, chain: RagChain, ingestor: Ingestor, users: UserStore, engine: AsyncEngine) -> None:
         self.chain = chain
         self.ingestor = ingestor
+        self.users = users
+        self.engine = engine
         self.close = asyncio.Event()
 
 
@@ -51,10 +69,15 @@ async def resources() -> Resources:
             async def hold() -> None:
                 # Keep the knowledge base open until shutdown so it is flushed and closed cleanly.
                 try:
-                    async with open_knowledge_base(settings) as kb:
-                        res = Resources(RagChain(kb, make_chat_model(settings), settings), Ingestor(kb))
-                        ready.set_result(res)
-                        await res.close.wait()
+                    engine = make_engine(settings.database)
+                    try:
+                        async with open_knowledge_base(settings) as kb:
+                            chain = RagChain(kb, make_chat_model(settings), settings)
+                            res = Resources(chain, Ingestor(kb), UserStore(engine), engine)
+                            ready.set_result(res)
+                            await res.close.wait()
+                    finally:
+                        await engine.dispose()
                 except BaseException as exc:
                     if not ready.done():
                         ready.set_exception(exc)
@@ -82,6 +105,82 @@ async def shutdown() -> None:
         await asyncio.gather(*_holder, return_exceptions=True)
 
 
+# --- sign-in, history, sharing (registered only when there are users, SSO or OAuth) ----------------
+def _plan() -> AuthPlan:
+    try:
+        return plan_auth(get_settings())
+    except KnowledgeBaseError as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+# Chainlit decides at import time whether sign-in is on: it looks for these callbacks.
+AUTH = _plan()
+
+
+def chainlit_user(record: UserRecord) -> cl.User:
+    return cl.User(identifier=record.identifier, metadata={"role": record.role})
+
+
+if AUTH.password:
+
+    @cl.password_auth_callback
+    async def password_login(username: str, password: str) -> cl.User | None:
+        record = await (await resources()).users.verify(username, password)
+        return chainlit_user(record) if record else None
+
+
+if AUTH.header:
+
+    @cl.header_auth_callback
+    async def header_login(headers: Any) -> cl.User | None:
+        """SSO: a trusted proxy authenticates and passes the user in a header (strip it from clients!)."""
+        value = headers.get(AUTH.header)
+        return await sso_user(value) if value else None
+
+
+if AUTH.oauth:
+
+    @cl.oauth_callback
+    async def oauth_login(
+        provider_id: str, token: str, raw_user_data: dict[str, str], default_user: cl.User, id_token: str | None = None
+    ) -> cl.User | None:
+        return await sso_user(default_user.identifier)
+
+
+async def sso_user(identifier: str) -> cl.User | None:
+    """A user vouched for by OAuth or the SSO header: known users keep their role; others per settings."""
+    users = (await resources()).users
+    record = await users.get(identifier)
+    if record is None and get_settings().auth_auto_signup:
+        record = await users.add(identifier, None, "member")
+    return chainlit_user(record) if record else None
+
+
+if AUTH.enabled:
+
+    @cl.data_layer
+    def history_layer() -> SQLAlchemyDataLayer:
+        return SQLAlchemyDataLayer(conninfo=get_settings().database)
+
+    @cl.on_shared_thread_view
+    async def view_shared(thread: ThreadDict, viewer: cl.User | None) -> bool:
+        """A shared conversation is readable by signed-in users of this deployment, never anonymously."""
+        metadata = thread.get("metadata") or {}
+        return viewer is not None and isinstance(metadata, dict) and bool(metadata.get("is_shared"))
+
+
+async def current_viewer(res: Resources) -> Viewer:
+    """Who this session is for, checked against the user list on every use (removed users lose access)."""
+    if not AUTH.enabled:
+        return LOCAL
+    user = cl.user_session.get("user")
+    record = await res.users.get(user.identifier) if user else None
+    if record is None:
+        raise KnowledgeBaseError("Your account is no longer on this deployment's user list. Please sign in again.")
+    return record.viewer
+
+
 async def report_error(exc: BaseException) -> None:
     if isinstance(exc, KnowledgeBaseError):
         text = str(exc)
@@ -92,8 +191,20 @@ async def report_error(exc: BaseException) -> None:
 
 
 # --- session start -----------------------------------------------------------------------------
-def settings_widgets(options: SearchOptions) -> list[Any]:
-    return [
+COMMANDS: list[CommandDict] = [
+    {
+        "id": "Documents",
+        "icon": "files",
+        "description": "List documents; delete or re-index yours",
+        "button": True,
+        "persistent": False,
+        "selected": False,
+    },
+]
+
+
+def settings_widgets(options: SearchOptions, scope: Scope) -> list[Any]:
+    widgets: list[Any] = [
         Slider(id="k", label="Sources per answer (k)", initial=options.k, min=1, max=20, step=1),
         Select(id="mode", label="Search mode", values=["similarity", "mmr"], initial_value=options.mode),
         Slider(id="rewrites", label="Query rewrites", initial=options.rewrites, min=0, max=8, step=1),
@@ -101,11 +212,40 @@ def settings_widgets(options: SearchOptions) -> list[Any]:
             id="threshold", label="Score threshold (cosine)", initial=options.threshold or 0.0, min=-1, max=1, step=0.05
         ),
     ]
+    if AUTH.enabled:  # with one local user there is no one to keep documents private from
+        widgets.append(
+            Select(
+                id="scope",
+                label="New uploads are visible to",
+                items={"the whole team": "team", "only me": "private"},
+                initial_value=scope,
+            )
+        )
+    return widgets
 
 
-async def example_questions(res: Resources, limit: int = 3) -> list[cl.Action]:
+def apply_settings(current: SearchOptions, values: dict[str, Any]) -> SearchOptions:
+    """Settings-panel values over the current options, clamped (values come from the client)."""
+    try:
+        return replace(
+            current,
+            k=int(values.get("k", current.k)),
+            rewrites=int(values.get("rewrites", current.rewrites)),
+            mode=values.get("mode", current.mode),
+            threshold=float(values.get("threshold", current.threshold or 0.0)),
+        ).clamped()
+    except (TypeError, ValueError):
+        return current
+
+
+def upload_scope(values: dict[str, Any] | None) -> Scope:
+    chosen = (values or {}).get("scope", get_settings().default_scope)
+    return "private" if chosen == "private" and AUTH.enabled else "team"
+
+
+async def example_questions(res: Resources, viewer: Viewer, limit: int = 3) -> list[cl.Action]:
     """One example question per document (by title), offered as buttons on the welcome message."""
-    rows = await res.chain.kb.query("chunk == 0", ["title", "source"], limit=limit)
+    rows = await res.chain.kb.query(f"chunk == 0 and ({visible_to(viewer)})", ["title", "source"], limit=limit)
     questions = [f"What is {row.get('title') or row.get('source')} about?" for row in rows]
     return [cl.Action(name="ask", payload={"question": q}, label=q, icon="message-circle") for q in questions]
 
@@ -116,31 +256,41 @@ async def ask_example(action: cl.Action) -> None:
     if not question:
         return
     await cl.Message(content=question, type="user_message").send()
+    await guarded(answer, question)
+
+
+async def guarded(handler: Any, *args: Any) -> None:
+    """Run a handler with the shared resources; errors become a plain message, Stop stays Stop."""
     try:
-        await answer(await resources(), question)
+        await handler(await resources(), *args)
     except asyncio.CancelledError:
-        raise
+        raise  # the user pressed Stop: Chainlit ends the message
     except Exception as exc:
         await report_error(exc)
+
+
+async def begin_session(values: dict[str, Any]) -> tuple[Resources, Viewer]:
+    res = await resources()
+    viewer = await current_viewer(res)
+    options = apply_settings(SearchOptions.from_settings(res.chain.settings), values)
+    cl.user_session.set("options", options)
+    await cl.ChatSettings(settings_widgets(options, upload_scope(values))).send()
+    await cl.context.emitter.set_commands(COMMANDS)
+    return res, viewer
 
 
 @cl.on_chat_start
 async def start() -> None:
     cl.user_session.set("history", [])
     try:
-        res = await resources()
-        options = SearchOptions.from_settings(res.chain.settings)
-        cl.user_session.set("options", options)
-        await cl.ChatSettings(settings_widgets(options)).send()
-        documents, chunks = await res.chain.kb.summary()
-        examples = await example_questions(res) if documents else []
+        res, viewer = await begin_session({})
+        documents, chunks = await res.chain.kb.summary(visible_to(viewer))
+        examples = await example_questions(res, viewer) if documents else []
     except Exception as exc:
         await report_error(exc)
         return
     holds = (
-        f"The knowledge base holds **{documents} documents** ({chunks} chunks)."
-        if documents
-        else "The knowledge base is empty."
+        f"You can search **{documents} documents** ({chunks} chunks)." if documents else "The knowledge base is empty."
     )
     kinds = ", ".join(ext.lstrip(".") for ext in SUPPORTED)
     tip = f"Attach files to a message with the paperclip to add them ({kinds}), then ask a question."
@@ -149,42 +299,44 @@ async def start() -> None:
     await cl.Message(content=f"{holds} {tip}", actions=examples).send()
 
 
+@cl.on_chat_resume
+async def resume(thread: ThreadDict) -> None:
+    """Reopened conversation: its settings and its last turns come back, so follow-ups work."""
+    turns: list[tuple[str, str]] = []
+    for step in thread.get("steps") or []:
+        kind, text = step.get("type"), step.get("output") or ""
+        if kind == "assistant_message" and not turns:
+            continue  # the welcome message is not part of the conversation
+        if kind in ("user_message", "assistant_message") and text.strip():
+            turns.append(("user" if kind == "user_message" else "assistant", text))
+    cl.user_session.set("history", turns[-2 * get_settings().history_turns :])
+    try:
+        await begin_session(cl.user_session.get("chat_settings") or {})
+    except Exception as exc:
+        await report_error(exc)
+
+
 @cl.on_settings_update
 async def update_settings(values: dict[str, Any]) -> None:
     current: SearchOptions = cl.user_session.get("options") or SearchOptions.from_settings(get_settings())
-    try:
-        updated = replace(
-            current,
-            k=int(values.get("k", current.k)),
-            rewrites=int(values.get("rewrites", current.rewrites)),
-            mode=values.get("mode", current.mode),
-            threshold=float(values.get("threshold", current.threshold or 0.0)),
-        ).clamped()  # values come from the client: never trust them
-    except (TypeError, ValueError):
-        updated = current
-    cl.user_session.set("options", updated)
+    cl.user_session.set("options", apply_settings(current, values))
+
+
+async def remember_settings() -> None:
+    """Store the panel's values with the thread now (Chainlit itself only does so on disconnect)."""
+    layer = get_data_layer()
+    session = cl.context.session
+    if layer is not None and session.chat_settings:
+        await layer.update_thread(session.thread_id, metadata={"chat_settings": session.chat_settings})
 
 
 # --- uploads -----------------------------------------------------------------------------------
-def kept_pdf(doc_hash: str) -> Path:
-    """Where an indexed PDF is kept, by the hash of its content."""
-    return Path(get_settings().files_dir) / f"{doc_hash}.pdf"
-
-
-def keep_pdf(path: Path, result: FileResult) -> None:
-    """Keep indexed PDFs so citations can open them at the cited page after the session ends."""
-    if result.status != "failed" and result.doc_hash and path.suffix.lower() == ".pdf":
-        target = kept_pdf(result.doc_hash)
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-
-
 async def ingest_files(res: Resources, elements: list[Any]) -> None:
-    files = [FileInput(Path(e.path), e.name) for e in elements if getattr(e, "path", None)]
+    viewer = await current_viewer(res)
+    scope = upload_scope(cl.context.session.chat_settings)
+    files = [FileInput(Path(e.path), e.name, scope, viewer.identifier) for e in elements if getattr(e, "path", None)]
     if not files:
         return
-    by_source = {f.source: f.path for f in files}
     line_of: dict[str, int] = {}
     for i, f in enumerate(files):
         line_of.setdefault(f.source, i)
@@ -197,17 +349,60 @@ async def ingest_files(res: Resources, elements: list[Any]) -> None:
             lines[line_of[result.source]] = result.describe()
             step.output = "\n".join(lines)
             await step.update()
-            await asyncio.to_thread(keep_pdf, by_source[result.source], result)
 
-        results = await res.ingestor.ingest(files, on_result=progress)
-    await cl.Message(content="\n".join(f"- {r.describe()}" for r in results)).send()
+        results = await res.ingestor.ingest(files, on_result=progress, viewer=viewer)
+    where = "visible to you only" if scope == "private" else "shared with the team"
+    summary = "\n".join(f"- {r.describe()}" for r in results)
+    await cl.Message(content=f"{summary}\n\nNew documents are {where}.").send()
+
+
+# --- documents ---------------------------------------------------------------------------------
+async def show_documents(res: Resources) -> None:
+    viewer = await current_viewer(res)
+    visible = await list_documents(res.ingestor, viewer)
+    mine = {(d.source, d.scope, d.owner) for d in await list_documents(res.ingestor, viewer, manageable=True)}
+    if not visible:
+        await cl.Message(content="There are no documents you can see yet. Attach files to add some.").send()
+        return
+    lines, actions = [], []
+    for doc in visible:
+        lines.append(f"- {describe(doc)}")
+        if (doc.source, doc.scope, doc.owner) in mine:
+            label = doc.source if doc.scope == "team" else f"{doc.source} (private)"
+            actions.append(cl.Action(name="delete_doc", payload=doc.ref, label=f"Delete {label}", icon="trash-2"))
+            actions.append(cl.Action(name="reindex_doc", payload=doc.ref, label=f"Re-index {label}", icon="refresh-cw"))
+    note = "Buttons are shown for the documents you can manage." if actions else "None of them are yours to manage."
+    await cl.Message(
+        content=f"**{len(visible)} documents**\n" + "\n".join(lines) + f"\n\n{note}", actions=actions
+    ).send()
+
+
+async def manage(res: Resources, action: cl.Action) -> None:
+    viewer = await current_viewer(res)
+    doc: DocumentInfo = await find_manageable(res.ingestor, viewer, action.payload)  # the payload is untrusted
+    if action.name == "delete_doc":
+        removed = await delete_document(res.ingestor, viewer, doc)
+        await cl.Message(content=f"Deleted **{doc.source}** ({removed} chunks); it will no longer be cited.").send()
+    else:
+        result = await reindex_document(res.ingestor, viewer, doc)
+        await cl.Message(content=f"Re-indexed: {result.describe()}").send()
+
+
+@cl.action_callback("delete_doc")
+async def delete_doc(action: cl.Action) -> None:
+    await guarded(manage, action)
+
+
+@cl.action_callback("reindex_doc")
+async def reindex_doc(action: cl.Action) -> None:
+    await guarded(manage, action)
 
 
 # --- answers -----------------------------------------------------------------------------------
 def source_element(source: Source, name: str) -> Any:
-    pdf = kept_pdf(source.doc_hash)
-    if source.file_type == "pdf" and source.doc_hash and pdf.exists():
-        return cl.Pdf(name=name, path=str(pdf), page=source.page or 1, display="side")
+    pdf = kept_file(get_settings(), source.doc_hash) if source.doc_hash else None
+    if source.file_type == "pdf" and pdf is not None and pdf.exists():
+        return cl.Pdf(name=name, path=str(pdf), page=source.page or 1, display="side", mime="application/pdf")
     return cl.Text(name=name, content=source.text, display="side")
 
 
@@ -226,15 +421,18 @@ def retrieve_report(trace: Trace, sources: list[Source]) -> str:
 
 
 async def answer(res: Resources, question: str) -> None:
+    viewer = await current_viewer(res)
     history: list[tuple[str, str]] = cl.user_session.get("history") or []
     options: SearchOptions | None = cl.user_session.get("options")
     msg = cl.Message(content="")
     sources: list[Source] = []
-    async for event in res.chain.astream(question, to_messages(history), options):
+    standalone = question
+    async for event in res.chain.astream(question, to_messages(history), options, viewer):
         if "token" in event:
             await msg.stream_token(event["token"])
             continue
         sources, trace = event["sources"], event["trace"]
+        standalone = trace.standalone
         async with cl.Step(name="Rewrite", type="llm") as step:
             step.input = trace.standalone
             step.output = "\n".join(f"- {q}" for q in trace.rewrites)
@@ -245,20 +443,21 @@ async def answer(res: Resources, question: str) -> None:
     if sources:
         msg.content += "\n\nSources: " + ", ".join(names[s.number] for s in sources)
     msg.elements = [source_element(s, names[s.number]) for s in sources]
+    # Kept with the message: a thumbs-down can later be exported as an evaluation case.
+    msg.metadata = {"question": standalone, "sources": [s.source for s in sources]}
     await msg.send()
     history += [("user", question), ("assistant", msg.content)]
     cl.user_session.set("history", history[-2 * get_settings().history_turns :])
+    await remember_settings()
 
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
-    try:
-        res = await resources()
-        if message.elements:
-            await ingest_files(res, message.elements)
-        if message.content.strip():
-            await answer(res, message.content.strip())
-    except asyncio.CancelledError:
-        raise  # the user pressed Stop: Chainlit ends the message
-    except Exception as exc:
-        await report_error(exc)
+    text = message.content.strip()
+    if message.command == "Documents" or text.lower() in ("/docs", "/documents"):
+        await guarded(show_documents)
+        return
+    if message.elements:
+        await guarded(ingest_files, message.elements)
+    if text:
+        await guarded(answer, text)

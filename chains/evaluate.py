@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from chains.pipeline import RagChain, SearchOptions
+from core.access import TEAM_ONLY, visible_to
 from core.errors import KnowledgeBaseError
 from core.models import EmbeddingCache
 
@@ -66,7 +67,8 @@ async def evaluate(chain: RagChain, cases: list[dict[str, Any]], k: int) -> dict
             cache.clear()
         started = time.perf_counter()
         baseline = [
-            str(d.metadata.get("source")) for d, _ in await store.asimilarity_search_with_score(case["question"], k=k)
+            str(d.metadata.get("source"))
+            for d, _ in await store.asimilarity_search_with_score(case["question"], k=k, expr=visible_to(TEAM_ONLY))
         ]
         times["baseline"] += time.perf_counter() - started
         rows.append(

@@ -19,6 +19,7 @@ from chains.lexical import bm25_rank
 from chains.prompts import ANSWER, CONDENSE, REWRITE
 from chains.rewrite import offline_rewrites, parse_rewrites
 from chains.text import declarative, keywords
+from core.access import TEAM_ONLY, Viewer, visible_to
 from core.settings import Settings
 from core.store import KnowledgeBase, all_of, field_eq
 
@@ -303,14 +304,20 @@ class RagChain:
         )
 
     def _input(
-        self, question: str, history: list[BaseMessage] | None, options: SearchOptions | None, expr: str | None
+        self,
+        question: str,
+        history: list[BaseMessage] | None,
+        options: SearchOptions | None,
+        viewer: Viewer,
+        expr: str | None,
     ) -> dict[str, Any]:
         turns = self.settings.history_turns * 2
         return {
             "question": question,
             "history": (history or [])[-turns:] if turns else [],
             "options": (options or SearchOptions.from_settings(self.settings)).clamped(),
-            "expr": expr,
+            # Access is part of every search expression: nothing the viewer may not see is ever retrieved.
+            "expr": all_of(visible_to(viewer), expr),
             "trace": Trace(question),
         }
 
@@ -319,10 +326,11 @@ class RagChain:
         question: str,
         history: list[BaseMessage] | None = None,
         options: SearchOptions | None = None,
+        viewer: Viewer = TEAM_ONLY,
         expr: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield `{"sources": [...], "trace": Trace}` once retrieval is done, then `{"token": str}`s."""
-        state = self._input(question, history, options, expr)
+        state = self._input(question, history, options, viewer, expr)
         announced = False
         async for chunk in self.runnable.astream(state):
             if "sources" in chunk and not announced:
@@ -332,10 +340,14 @@ class RagChain:
                 yield {"token": chunk["answer"]}
 
     async def aretrieve(
-        self, question: str, options: SearchOptions | None = None, expr: str | None = None
+        self,
+        question: str,
+        options: SearchOptions | None = None,
+        viewer: Viewer = TEAM_ONLY,
+        expr: str | None = None,
     ) -> list[Source]:
         """Only the retrieval half: the numbered sources an answer would use."""
-        state = await self.retrieval.ainvoke(self._input(question, None, options, expr))
+        state = await self.retrieval.ainvoke(self._input(question, None, options, viewer, expr))
         return list(state["sources"])
 
     async def ainvoke(
@@ -343,13 +355,14 @@ class RagChain:
         question: str,
         history: list[BaseMessage] | None = None,
         options: SearchOptions | None = None,
+        viewer: Viewer = TEAM_ONLY,
         expr: str | None = None,
     ) -> RagResult:
         """Run the whole pipeline and collect the answer."""
         tokens: list[str] = []
         sources: list[Source] = []
         trace = Trace(question)
-        async for event in self.astream(question, history, options, expr):
+        async for event in self.astream(question, history, options, viewer, expr):
             if "token" in event:
                 tokens.append(event["token"])
             else:

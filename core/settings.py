@@ -31,7 +31,13 @@ class Settings(BaseSettings):
     milvus_uri: str = Field("./data/milvus.db", min_length=1)
     milvus_token: SecretStr | None = None
     collection: str = "knowledge"
-    files_dir: str = "./data/files"  # indexed PDFs kept so citations open at the cited page
+    files_dir: str = "./data/files"  # originals of indexed files: PDFs open at the cited page, re-index reads them
+
+    # Team: sign-in, history, scopes
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./data/app.db")  # users, chat history, feedback
+    default_scope: Literal["team", "private"] = "team"
+    auth_header: str = Field("", pattern=r"^[A-Za-z0-9-]*$")  # e.g. X-Forwarded-User, set by a trusted proxy
+    auth_auto_signup: bool = False  # let unknown OAuth / header users in as members
 
     # Models
     embedding_provider: Literal["local", "openai"] = "local"
@@ -75,6 +81,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"RAG_CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than RAG_CHUNK_SIZE ({self.chunk_size})"
             )
+        if not self.database.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("RAG_DATABASE_URL must be sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB")
         if self.fetch_k < self.k:
             self.fetch_k = self.k
         if not self.embedding_model:
@@ -91,6 +99,17 @@ class Settings(BaseSettings):
         if self.chat_provider == "extractive":
             return False
         return self.chat_provider == "openai" or bool(self.openai_api_key or self.openai_base_url)
+
+    @property
+    def database(self) -> str:
+        """The async SQLAlchemy URL of the users / history database (plain driver names accepted)."""
+        url = self.database_url.get_secret_value()
+        for plain, driver in (("sqlite://", "sqlite+aiosqlite://"), ("postgresql://", "postgresql+asyncpg://")):
+            if url.startswith(plain):
+                return driver + url.removeprefix(plain)
+        if url.startswith("postgres://"):
+            return "postgresql+asyncpg://" + url.removeprefix("postgres://")
+        return url
 
     @property
     def is_milvus_lite(self) -> bool:

@@ -104,6 +104,9 @@ class KnowledgeBase:
                 schema.add_field(PK, DataType.VARCHAR, is_primary=True, max_length=128)
                 schema.add_field(TEXT, DataType.VARCHAR, max_length=65_535)
                 schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=info.dim)
+                # Access fields are real columns: every chunk must have them, and filters on them are typed.
+                schema.add_field("scope", DataType.VARCHAR, max_length=16)
+                schema.add_field("owner", DataType.VARCHAR, max_length=256)
                 index = client.prepare_index_params()
                 index.add_index(field_name=VECTOR, **INDEX)
                 client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
@@ -142,9 +145,9 @@ class KnowledgeBase:
         res = await self.store.aclient.query(self.name, filter=expr or "", output_fields=["count(*)"])
         return int(res[0]["count(*)"]) if res else 0
 
-    async def summary(self) -> tuple[int, int]:
-        """(documents, chunks) in the collection; every document has exactly one chunk 0."""
-        return await self.count(field_eq("chunk", 0)), await self.count()
+    async def summary(self, expr: str | None = None) -> tuple[int, int]:
+        """(documents, chunks) matching `expr`; every document has exactly one chunk 0."""
+        return await self.count(all_of(field_eq("chunk", 0), expr)), await self.count(expr)
 
     async def query(self, expr: str, fields: list[str], limit: int = 16_384) -> list[dict[str, Any]]:
         """Rows matching `expr`, with the given fields (dynamic metadata included)."""
@@ -176,6 +179,12 @@ class KnowledgeBase:
 
 def _check_embedding(client: MilvusClient, name: str, info: EmbeddingInfo) -> None:
     desc = client.describe_collection(name)
+    fields = {f.get("name") for f in desc.get("fields", [])}
+    if not {"scope", "owner"} <= fields:
+        raise EmbeddingMismatch(
+            f"The collection '{name}' was created by an older version without access scopes, so its documents "
+            "cannot be kept private. Choose a new RAG_COLLECTION and index your documents into it again."
+        )
     dim = next((int(f["params"]["dim"]) for f in desc.get("fields", []) if f.get("name") == VECTOR), None)
     built_with = (desc.get("properties") or {}).get(MODEL_PROPERTY)
     if (built_with and built_with != info.name) or (dim is not None and dim != info.dim):

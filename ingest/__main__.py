@@ -1,4 +1,4 @@
-"""CLI: python -m ingest PATH [PATH ...] [--collection NAME] [--json]."""
+"""CLI: python -m ingest PATH [PATH ...] [--scope team|private --owner USER] [--collection NAME] [--json]."""
 
 from __future__ import annotations
 
@@ -6,17 +6,19 @@ import argparse
 import asyncio
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from core.access import Scope
 from core.errors import KnowledgeBaseError
 from core.runtime import open_knowledge_base
 from core.settings import load_settings
 from ingest.pipeline import FileResult, Ingestor, collect_files
 
 
-async def run(paths: list[Path], collection: str | None, as_json: bool) -> int:
+async def run(paths: list[Path], collection: str | None, as_json: bool, scope: Scope, owner: str) -> int:
     settings = load_settings(**({"collection": collection} if collection else {}))
-    files = collect_files(paths)
+    files = [replace(f, scope=scope, owner=owner) for f in collect_files(paths)]
     if not files:
         print("No files found.", file=sys.stderr)
         return 1
@@ -58,13 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", type=Path, help="files or folders (folders are read recursively)")
     parser.add_argument("--collection", help="Milvus collection (default: RAG_COLLECTION)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with a 'files' list")
+    parser.add_argument("--scope", choices=["team", "private"], default="team", help="who may see them (default: team)")
+    parser.add_argument("--owner", default="", help="the user they belong to (required with --scope private)")
     args = parser.parse_args(argv)
+    if args.scope == "private" and not args.owner:
+        parser.error("--scope private needs --owner USER")
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         print(f"Not found: {', '.join(missing)}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(run(args.paths, args.collection, args.json))
+        return asyncio.run(run(args.paths, args.collection, args.json, args.scope, args.owner))
     except KnowledgeBaseError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

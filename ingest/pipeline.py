@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -15,6 +16,7 @@ from typing import Literal
 from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from core.access import Scope, Viewer, document_expr
 from core.errors import IngestError, KnowledgeBaseError
 from core.settings import Settings
 from core.store import KnowledgeBase, all_of, field_eq, quote
@@ -22,6 +24,8 @@ from ingest.loaders import ParsedDocument, parse
 
 log = logging.getLogger(__name__)
 PARSE_TIMEOUT_S = 120.0
+# Bump when parsing or splitting changes what a file turns into: re-indexing then rewrites every file.
+PIPELINE_VERSION = "2"
 
 
 @dataclass
@@ -49,26 +53,45 @@ class FileResult:
 
 @dataclass(frozen=True)
 class FileInput:
-    """A file to ingest and the name it is known by (`source`)."""
+    """A file to ingest, the name it is known by (`source`), who may see it and who added it."""
 
     path: Path
     source: str
+    scope: Scope = "team"
+    owner: str = ""
 
 
 ProgressCallback = Callable[[FileResult], Awaitable[None] | None]
 
 
-def chunk_id(source: str, doc_hash: str, index: int) -> str:
-    """Deterministic id: the same file under the same name always gives the same ids."""
-    return hashlib.sha256(f"{source}\0{doc_hash}\0{index}".encode()).hexdigest()[:32]
+def document_key(item: FileInput) -> str:
+    """What identifies a document: a team document by its name, a private one by name and owner."""
+    return f"team\0{item.source}" if item.scope == "team" else f"private\0{item.owner}\0{item.source}"
 
 
-def split(doc: ParsedDocument, source: str, doc_hash: str, settings: Settings) -> list[Document]:
+def chunk_id(item: FileInput, version: str, index: int) -> str:
+    """Deterministic id: the same file under the same name and settings always gives the same ids."""
+    return hashlib.sha256(f"{document_key(item)}\0{version}\0{index}".encode()).hexdigest()[:32]
+
+
+def index_version(doc_hash: str, settings: Settings) -> str:
+    """The file's content plus everything that decides its chunks."""
+    spec = f"{doc_hash}\0{settings.chunk_size}\0{settings.chunk_overlap}\0{PIPELINE_VERSION}"
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+def kept_file(settings: Settings, doc_hash: str) -> Path:
+    """Where the original of an indexed file is kept, by the hash of its content."""
+    return Path(settings.files_dir) / doc_hash
+
+
+def split(doc: ParsedDocument, item: FileInput, doc_hash: str, settings: Settings) -> list[Document]:
     """Split sections into chunks that carry the title and headings they sit under."""
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap, add_start_index=False
     )
     now = datetime.now(UTC).isoformat(timespec="seconds")
+    version = index_version(doc_hash, settings)
     chunks: list[Document] = []
     for section in doc.sections:
         path = [h for h in section.headings if h and h != doc.title]
@@ -76,18 +99,23 @@ def split(doc: ParsedDocument, source: str, doc_hash: str, settings: Settings) -
         for piece in splitter.split_text(section.text):
             index = len(chunks)
             metadata: dict[str, object] = {
-                "source": source,
+                "source": item.source,
+                "scope": item.scope,
+                "owner": item.owner,
                 "title": doc.title,
                 "headings": " > ".join(path),
                 "file_type": doc.file_type,
                 "chunk": index,
                 "content_hash": hashlib.sha256(piece.encode()).hexdigest()[:16],
                 "doc_hash": doc_hash,
+                "version": version,
                 "ingested_at": now,
             }
             if section.page is not None:
                 metadata["page"] = section.page
             chunks.append(Document(page_content=f"{header}\n\n{piece}", metadata=metadata))
+    for chunk in chunks:
+        chunk.metadata["chunk_count"] = len(chunks)
     return chunks
 
 
@@ -100,11 +128,16 @@ class Ingestor:
         self._parse_slots = asyncio.Semaphore(self.settings.max_parallel_files)
         self._embed_slots = asyncio.Semaphore(self.settings.max_parallel_embeds)
 
-    async def ingest(self, files: list[FileInput], on_result: ProgressCallback | None = None) -> list[FileResult]:
-        """Ingest every file; one failure never stops the others. Flushes once at the end."""
+    async def ingest(
+        self, files: list[FileInput], on_result: ProgressCallback | None = None, viewer: Viewer | None = None
+    ) -> list[FileResult]:
+        """Ingest every file; one failure never stops the others. Flushes once at the end.
+
+        `viewer` is who uploads (None: the operator at the command line, who may replace anything).
+        """
 
         async def one(item: FileInput) -> FileResult:
-            result = await self._ingest_one(item)
+            result = await self._ingest_one(item, viewer)
             if on_result is not None:
                 maybe = on_result(result)
                 if maybe is not None:
@@ -116,14 +149,16 @@ class Ingestor:
             await self.kb.flush()
         return list(results)
 
-    async def _ingest_one(self, item: FileInput) -> FileResult:
+    async def _ingest_one(self, item: FileInput, viewer: Viewer | None) -> FileResult:
         started = time.perf_counter()
         try:
+            await self._check_may_replace(item, viewer)
             chunks, doc_hash = await self._prepare(item)
             try:
-                status = await self._write(item.source, doc_hash, chunks)
+                status = await self._write(item, viewer, chunks)
             finally:
                 self.kb.discard(chunks)
+            await asyncio.to_thread(self._keep, item.path, doc_hash)
             result = FileResult(item.source, status, len(chunks), doc_hash=doc_hash)
         except KnowledgeBaseError as exc:
             result = FileResult(item.source, "failed", reason=str(exc))
@@ -150,17 +185,31 @@ class Ingestor:
                 parsed = await asyncio.wait_for(asyncio.to_thread(parse, data, item.source), PARSE_TIMEOUT_S)
             except TimeoutError as exc:
                 raise IngestError(f"reading the file took longer than {PARSE_TIMEOUT_S:.0f} s") from exc
-            chunks = await asyncio.to_thread(split, parsed, item.source, doc_hash, self.settings)
+            chunks = await asyncio.to_thread(split, parsed, item, doc_hash, self.settings)
         if not chunks:
             raise IngestError("no text could be found in the file")
         return chunks, doc_hash
 
-    async def _write(self, source: str, doc_hash: str, chunks: list[Document]) -> Literal["indexed", "unchanged"]:
-        same_source = field_eq("source", source)
-        this_version = all_of(same_source, field_eq("doc_hash", doc_hash))
-        older_versions = all_of(same_source, f"doc_hash != {quote(doc_hash)}")
+    async def _check_may_replace(self, item: FileInput, viewer: Viewer | None) -> None:
+        """A team document may be replaced only by whoever added it, or an admin."""
+        if item.scope != "team" or viewer is None or viewer.is_admin:
+            return
+        rows = await self.kb.query(document_expr(item.source, "team", ""), ["owner"], limit=1)
+        if rows and rows[0].get("owner") != item.owner:
+            raise IngestError(
+                f"a team document with this name was added by {rows[0].get('owner') or 'someone else'}; "
+                "only they or an admin can replace it (rename your file to add it alongside)"
+            )
+
+    async def _write(
+        self, item: FileInput, viewer: Viewer | None, chunks: list[Document]
+    ) -> Literal["indexed", "unchanged"]:
+        document = document_expr(item.source, item.scope, item.owner)
+        version = str(chunks[0].metadata["version"])
+        this_version = all_of(document, field_eq("version", version))
+        older_versions = all_of(document, f"version != {quote(version)}")
         assert this_version and older_versions
-        ids = [chunk_id(source, doc_hash, i) for i in range(len(chunks))]
+        ids = [chunk_id(item, version, i) for i in range(len(chunks))]
         if await self.kb.count(this_version) != len(chunks):
             # Embed before taking the lock: only the Milvus writes are serialized.
             try:
@@ -169,6 +218,7 @@ class Ingestor:
             except Exception as exc:
                 raise IngestError(f"the chunks could not be embedded ({type(exc).__name__}: {exc})") from exc
         async with self.kb.write_lock:
+            await self._check_may_replace(item, viewer)  # again, now that no one else can write
             present = await self.kb.count(this_version)
             if present == len(chunks):
                 await self.kb.delete(older_versions)
@@ -183,6 +233,16 @@ class Ingestor:
             # The new version is complete: only now drop what it replaces.
             await self.kb.delete(older_versions)
         return "indexed"
+
+    def _keep(self, path: Path, doc_hash: str) -> None:
+        """Keep the original, so citations can open it and the document can be re-indexed."""
+        target = kept_file(self.settings, doc_hash)
+        if target.exists() or path.resolve() == target.resolve():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        shutil.copyfile(path, partial)
+        partial.replace(target)
 
     async def _rollback(self, expr: str) -> None:
         try:

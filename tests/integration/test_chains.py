@@ -178,7 +178,10 @@ ADVERSARIAL = [
 
 
 async def test_filters_with_hostile_values_match_exactly(kb: KnowledgeBase) -> None:
-    docs = [Document(page_content=f"text {i}", metadata={"source": s}) for i, s in enumerate(ADVERSARIAL)]
+    docs = [
+        Document(page_content=f"text {i}", metadata={"source": s, "scope": "team", "owner": s})
+        for i, s in enumerate(ADVERSARIAL)
+    ]
     await kb.add(docs, [f"id{i}" for i in range(len(docs))])
     for s in ADVERSARIAL:
         rows = await kb.query(field_eq("source", s), ["source"])
@@ -197,9 +200,19 @@ def test_property_any_string_filters_exactly(settings: Settings, embeddings: Emb
     async def check() -> None:
         async with open_knowledge_base(settings, embeddings) as base:
             if await base.count() == 0:
-                await base.add([Document(page_content="decoy", metadata={"source": "decoy"})], ["decoy"])
+                await base.add(
+                    [Document(page_content="decoy", metadata={"source": "decoy", "scope": "team", "owner": ""})],
+                    ["decoy"],
+                )
             pk = "p" + str(abs(hash(value)))
-            await base.add([Document(page_content="v", metadata={"source": value.replace("\0", "")})], [pk])
+            await base.add(
+                [
+                    Document(
+                        page_content="v", metadata={"source": value.replace("\0", ""), "scope": "team", "owner": ""}
+                    )
+                ],
+                [pk],
+            )
             rows = await base.query(field_eq("source", value.replace("\0", "")), ["pk"])
             assert pk in {r["pk"] for r in rows} and "decoy" not in {r["pk"] for r in rows}
             await base.delete(field_eq("pk", pk))

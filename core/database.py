@@ -1,0 +1,101 @@
+"""The SQL database behind sign-in and chat history: SQLite by default, PostgreSQL when configured."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from core.errors import StoreUnavailable
+
+T = TypeVar("T")
+
+
+def _schema(postgres: bool) -> list[str]:
+    """Chainlit 2.12's SQLAlchemy data layer tables (with every column it writes), plus our users."""
+    uuid, json, tags = ("UUID", "JSONB", "TEXT[]") if postgres else ("TEXT", "TEXT", "TEXT")
+    return [
+        f"""CREATE TABLE IF NOT EXISTS users (
+            "id" {uuid} PRIMARY KEY, "identifier" TEXT NOT NULL UNIQUE, "metadata" {json} NOT NULL,
+            "createdAt" TEXT)""",
+        f"""CREATE TABLE IF NOT EXISTS threads (
+            "id" {uuid} PRIMARY KEY, "createdAt" TEXT, "name" TEXT, "userId" {uuid}, "userIdentifier" TEXT,
+            "tags" {tags}, "metadata" {json},
+            FOREIGN KEY ("userId") REFERENCES users("id") ON DELETE CASCADE)""",
+        f"""CREATE TABLE IF NOT EXISTS steps (
+            "id" {uuid} PRIMARY KEY, "name" TEXT NOT NULL, "type" TEXT NOT NULL, "threadId" {uuid} NOT NULL,
+            "parentId" {uuid}, "streaming" BOOLEAN NOT NULL, "waitForAnswer" BOOLEAN, "isError" BOOLEAN,
+            "metadata" {json}, "tags" {tags}, "input" TEXT, "output" TEXT, "createdAt" TEXT, "command" TEXT,
+            "start" TEXT, "end" TEXT, "generation" {json}, "showInput" TEXT, "language" TEXT, "indent" INT,
+            "defaultOpen" BOOLEAN, "autoCollapse" BOOLEAN, "modes" {json},
+            FOREIGN KEY ("threadId") REFERENCES threads("id") ON DELETE CASCADE)""",
+        f"""CREATE TABLE IF NOT EXISTS elements (
+            "id" {uuid} PRIMARY KEY, "threadId" {uuid}, "type" TEXT, "url" TEXT, "chainlitKey" TEXT,
+            "name" TEXT NOT NULL, "display" TEXT, "objectKey" TEXT, "size" TEXT, "page" INT, "language" TEXT,
+            "forId" {uuid}, "mime" TEXT, "props" {json}, "autoPlay" BOOLEAN, "playerConfig" {json},
+            FOREIGN KEY ("threadId") REFERENCES threads("id") ON DELETE CASCADE)""",
+        f"""CREATE TABLE IF NOT EXISTS feedbacks (
+            "id" {uuid} PRIMARY KEY, "forId" {uuid} NOT NULL, "threadId" {uuid} NOT NULL, "value" INT NOT NULL,
+            "comment" TEXT,
+            FOREIGN KEY ("threadId") REFERENCES threads("id") ON DELETE CASCADE)""",
+        """CREATE TABLE IF NOT EXISTS kb_users (
+            "identifier" TEXT PRIMARY KEY, "password_hash" TEXT, "role" TEXT NOT NULL, "created_at" TEXT NOT NULL)""",
+        'CREATE INDEX IF NOT EXISTS steps_thread ON steps ("threadId")',
+        'CREATE INDEX IF NOT EXISTS threads_user ON threads ("userIdentifier")',
+    ]
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """An async engine; a SQLite file's folder is created on the way."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    """Create the tables if they are missing (idempotent, safe for several processes)."""
+    postgres = engine.dialect.name == "postgresql"
+    async with engine.begin() as conn:
+        if postgres:  # two replicas starting together must not race on CREATE TABLE
+            await conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+        for statement in _schema(postgres):
+            await conn.execute(text(statement))
+
+
+@asynccontextmanager
+async def open_database(url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a database whose schema exists; a plain error when it cannot be reached."""
+    engine = make_engine(url)
+    try:
+        try:
+            await create_schema(engine)
+        except (SQLAlchemyError, OSError) as exc:
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+            raise StoreUnavailable(f"Could not open the database {describe(url)}: {reason}") from exc
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def run_sync(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to completion from synchronous code, even inside a running event loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(_await(make))).result()
+
+
+async def _await(make: Callable[[], Awaitable[T]]) -> T:
+    return await make()

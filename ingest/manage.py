@@ -1,0 +1,102 @@
+"""CLI: python -m ingest.manage list|delete|reindex — the documents in the knowledge base."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from core.access import Viewer
+from core.database import open_database
+from core.errors import KnowledgeBaseError
+from core.runtime import open_knowledge_base
+from core.settings import Settings, load_settings
+from core.users import UserError, UserStore
+from ingest.documents import DocumentInfo, delete_document, describe, list_documents, reindex_document
+from ingest.pipeline import Ingestor
+
+
+async def acting_as(settings: Settings, user: str | None) -> Viewer | None:
+    """The user named by --as (with their role), or None: the operator, who manages everything."""
+    if not user:
+        return None
+    async with open_database(settings.database) as engine:
+        record = await UserStore(engine).get(user)
+    if record is None:
+        raise UserError(f"no user '{user}' (see: python -m core users list)")
+    return record.viewer
+
+
+def pick(docs: list[DocumentInfo], name: str, scope: str | None, owner: str | None) -> list[DocumentInfo]:
+    return [
+        d
+        for d in docs
+        if d.source == name and (scope is None or d.scope == scope) and (owner is None or d.owner == owner)
+    ]
+
+
+async def run(args: argparse.Namespace) -> int:
+    settings = load_settings(**({"collection": args.collection} if args.collection else {}))
+    viewer = await acting_as(settings, args.as_user)
+    async with open_knowledge_base(settings) as kb:
+        ingestor = Ingestor(kb)
+        if args.action == "list":
+            docs = await list_documents(ingestor, viewer)
+            if args.json:
+                print(json.dumps([d.to_dict() for d in docs], ensure_ascii=False))
+            else:
+                print("\n".join(describe(d) for d in docs) or "No documents.")
+            return 0
+        docs = await list_documents(ingestor, viewer, manageable=True)
+        targets = docs if args.action == "reindex" and args.all else pick(docs, args.name, args.scope, args.owner)
+        if not targets:
+            print(f"No document named '{args.name}' that {args.as_user or 'you'} can manage.", file=sys.stderr)
+            return 1
+        if args.action == "delete" and len(targets) > 1:
+            print("Several documents have that name; add --scope and --owner:", file=sys.stderr)
+            print("\n".join("  " + describe(d) for d in targets), file=sys.stderr)
+            return 1
+        failed = 0
+        for doc in targets:
+            try:
+                if args.action == "delete":
+                    removed = await delete_document(ingestor, viewer, doc)
+                    print(f"Deleted {doc.source} ({removed} chunks).")
+                else:
+                    result = await reindex_document(ingestor, viewer, doc)
+                    failed += result.status == "failed"
+                    print(result.describe())
+            except KnowledgeBaseError as exc:
+                failed += 1
+                print(f"{doc.source}: {exc}", file=sys.stderr)
+        return 2 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ingest.manage", description="List, delete or re-index documents.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    p_list = sub.add_parser("list", help="documents with scope, owner, chunks and date")
+    p_list.add_argument("--json", action="store_true")
+    p_delete = sub.add_parser("delete", help="delete a document and all its chunks")
+    p_reindex = sub.add_parser("reindex", help="index a document again from its kept original")
+    p_reindex.add_argument("--all", action="store_true", help="every document you can manage")
+    for p in (p_delete, p_reindex):
+        p.add_argument("name", nargs="?" if p is p_reindex else None, default="", help="the document's name")
+        p.add_argument("--scope", choices=["team", "private"])
+        p.add_argument("--owner", help="the owner of a private document")
+    for p in (p_list, p_delete, p_reindex):
+        p.add_argument("--as", dest="as_user", help="act as this user, with their rights (default: operator)")
+        p.add_argument("--collection", help="Milvus collection (default: RAG_COLLECTION)")
+    args = parser.parse_args(argv)
+    if args.action == "reindex" and not (args.all or args.name):
+        parser.error("name a document, or use --all")
+    try:
+        return asyncio.run(run(args))
+    except KnowledgeBaseError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
