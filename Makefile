@@ -24,11 +24,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy core chains ingest app.py
 
-# Debian packages the tests use: chromium (browser tests) and git-doc (the evaluation corpus).
+# Debian packages the tests use: chromium (browser tests), git-doc (the evaluation corpus) and
+# postgresql (chat history on a real PostgreSQL server the tests start and stop themselves).
 system-deps:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -d /usr/share/doc/git/html ] || missing="$$missing git-doc"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \

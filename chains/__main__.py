@@ -1,4 +1,4 @@
-"""CLI: python -m chains ask "QUESTION" | python -m chains eval DATASET.jsonl."""
+"""CLI: python -m chains ask "QUESTION" | eval DATASET.jsonl | feedback OUT.jsonl."""
 
 from __future__ import annotations
 
@@ -9,22 +9,39 @@ import sys
 from pathlib import Path
 
 from chains.evaluate import evaluate, format_report, load_dataset
+from chains.feedback import feedback_cases
 from chains.pipeline import RagChain
+from core.access import TEAM_ONLY, Viewer
+from core.database import open_database
 from core.errors import KnowledgeBaseError
 from core.models import make_chat_model
 from core.runtime import open_knowledge_base
 from core.settings import Settings, load_settings
 
 
-async def ask(settings: Settings, question: str, as_json: bool) -> int:
+async def viewer_named(settings: Settings, user: str | None) -> Viewer:
+    """--as USER: ask with that user's access (their private documents too); default: team documents only."""
+    if not user:
+        return TEAM_ONLY
+    from core.users import UserError, UserStore
+
+    async with open_database(settings.database) as engine:
+        record = await UserStore(engine).get(user)
+    if record is None:
+        raise UserError(f"no user '{user}' (see: python -m core users list)")
+    return record.viewer
+
+
+async def ask(settings: Settings, question: str, as_json: bool, user: str | None) -> int:
+    viewer = await viewer_named(settings, user)
     async with open_knowledge_base(settings) as kb:
         chain = RagChain(kb, make_chat_model(settings), settings)
         if as_json:
-            result = await chain.ainvoke(question)
+            result = await chain.ainvoke(question, viewer=viewer)
             print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
             return 0
         sources = []
-        async for event in chain.astream(question):
+        async for event in chain.astream(question, viewer=viewer):
             if "token" in event:
                 print(event["token"], end="", flush=True)
             else:
@@ -47,6 +64,17 @@ async def run_eval(settings: Settings, dataset: Path, k: int, as_json: bool) -> 
     return 0
 
 
+async def export_feedback(settings: Settings, out: Path, include_positive: bool) -> int:
+    async with open_database(settings.database) as engine:
+        cases = await feedback_cases(engine, include_positive)
+    with out.open("w", encoding="utf-8") as f:
+        for case in cases:
+            f.write(json.dumps(case, ensure_ascii=False) + "\n")
+    down = sum(c["feedback"] == "down" for c in cases)
+    print(f'Wrote {len(cases)} cases to {out} ({down} from thumbs-down: add their expected "sources").')
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m chains", description="Ask the knowledge base, or evaluate retrieval."
@@ -57,14 +85,20 @@ def main(argv: list[str] | None = None) -> int:
     p_eval = sub.add_parser("eval", help="recall@k and MRR of the pipeline vs a single-query baseline")
     p_eval.add_argument("dataset", type=Path, help='JSONL: {"question": ..., "sources": [...]} per line')
     p_eval.add_argument("--k", type=int, default=5)
+    p_ask.add_argument("--as", dest="as_user", help="ask as this user (sees their private documents)")
     for p in (p_ask, p_eval):
         p.add_argument("--collection", help="Milvus collection (default: RAG_COLLECTION)")
         p.add_argument("--json", action="store_true", help="print JSON")
+    p_fb = sub.add_parser("feedback", help="export rated answers as evaluation cases (JSONL)")
+    p_fb.add_argument("out", type=Path)
+    p_fb.add_argument("--include-positive", action="store_true", help="thumbs-up answers too, as regression cases")
     args = parser.parse_args(argv)
     try:
+        if args.command == "feedback":
+            return asyncio.run(export_feedback(load_settings(), args.out, args.include_positive))
         settings = load_settings(**({"collection": args.collection} if args.collection else {}))
         if args.command == "ask":
-            return asyncio.run(ask(settings, args.question, args.json))
+            return asyncio.run(ask(settings, args.question, args.json, args.as_user))
         return asyncio.run(run_eval(settings, args.dataset, args.k, args.json))
     except KnowledgeBaseError as exc:
         print(f"Error: {exc}", file=sys.stderr)

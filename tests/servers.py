@@ -54,3 +54,42 @@ def chainlit_server(data: Path, **env_extra: str) -> Iterator[str]:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throw-away PostgreSQL cluster (Debian's binaries) on a free port; yields an asyncpg URL."""
+    import glob
+    import shutil
+    import tempfile
+
+    import pytest
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    bindir = Path(found[-1]).parent
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # it refuses to run as root
+    base = Path(tempfile.mkdtemp(prefix="kb-pg-"))
+    if as_postgres:
+        shutil.chown(base, "postgres")
+    data, port = base / "data", free_port()
+    try:
+        subprocess.run(
+            [*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "kb", "--auth=trust", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+        )
+        opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql+asyncpg://kb@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(base, ignore_errors=True)

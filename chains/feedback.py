@@ -1,0 +1,55 @@
+"""Feedback to evaluation cases: thumbs-down answers become questions to fix, thumbs-up ones regression tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+QUERY = """
+SELECT f."value", f."comment", s."metadata", s."output", t."userIdentifier", s."createdAt"
+FROM feedbacks f JOIN steps s ON s."id" = f."forId" LEFT JOIN threads t ON t."id" = f."threadId"
+ORDER BY s."createdAt"
+"""
+
+
+def _metadata(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+async def feedback_cases(engine: AsyncEngine, include_positive: bool = False) -> list[dict[str, Any]]:
+    """One `chains eval` case per rated answer.
+
+    A thumbs-down case has no expected sources yet ("sources": []): the answer's citations were wrong or
+    missing, so someone names the right documents before it counts. A thumbs-up case expects what was cited.
+    """
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(QUERY))).all()
+    cases = []
+    for value, comment, raw_meta, output, user, created in rows:
+        meta = _metadata(raw_meta)
+        question = str(meta.get("question") or "").strip()
+        cited = [str(s) for s in meta.get("sources") or []]
+        if not question or (int(value) != 0 and not include_positive):
+            continue
+        positive = int(value) != 0
+        cases.append(
+            {
+                "question": question,
+                "sources": sorted(set(cited)) if positive else [],
+                "feedback": "up" if positive else "down",
+                "comment": comment or "",
+                "cited": cited,
+                "answer": (output or "")[:2000],
+                "user": user or "",
+                "asked_at": created or "",
+            }
+        )
+    return cases
