@@ -290,7 +290,9 @@ async def start() -> None:
         await report_error(exc)
         return
     holds = (
-        f"You can search **{documents} documents** ({chunks} chunks)." if documents else "The knowledge base is empty."
+        f"The knowledge base holds **{documents} documents** ({chunks} chunks) that you can search."
+        if documents
+        else "The knowledge base is empty."
     )
     kinds = ", ".join(ext.lstrip(".") for ext in SUPPORTED)
     tip = f"Attach files to a message with the paperclip to add them ({kinds}), then ask a question."
@@ -310,6 +312,7 @@ async def resume(thread: ThreadDict) -> None:
         if kind in ("user_message", "assistant_message") and text.strip():
             turns.append(("user" if kind == "user_message" else "assistant", text))
     cl.user_session.set("history", turns[-2 * get_settings().history_turns :])
+    cl.user_session.set("thread_named", "question" if thread.get("name") else None)
     try:
         await begin_session(cl.user_session.get("chat_settings") or {})
     except Exception as exc:
@@ -322,12 +325,21 @@ async def update_settings(values: dict[str, Any]) -> None:
     cl.user_session.set("options", apply_settings(current, values))
 
 
-async def remember_settings() -> None:
-    """Store the panel's values with the thread now (Chainlit itself only does so on disconnect)."""
+async def remember(title: str, final: bool) -> None:
+    """Store the panel's values with the thread now (Chainlit only does so on disconnect), and name the thread.
+
+    Chainlit names a thread after its first message, which is empty when it only carried files: the upload
+    names it then, until the first question does.
+    """
     layer = get_data_layer()
+    if layer is None:
+        return
+    named = cl.user_session.get("thread_named")  # None, "upload" or "question"
+    name = title.strip()[:100] if named != "question" and (final or named is None) else None
     session = cl.context.session
-    if layer is not None and session.chat_settings:
-        await layer.update_thread(session.thread_id, metadata={"chat_settings": session.chat_settings})
+    await layer.update_thread(session.thread_id, name=name, metadata={"chat_settings": session.chat_settings or {}})
+    if name:
+        cl.user_session.set("thread_named", "question" if final else "upload")
 
 
 # --- uploads -----------------------------------------------------------------------------------
@@ -354,6 +366,7 @@ async def ingest_files(res: Resources, elements: list[Any]) -> None:
     where = "visible to you only" if scope == "private" else "shared with the team"
     summary = "\n".join(f"- {r.describe()}" for r in results)
     await cl.Message(content=f"{summary}\n\nNew documents are {where}.").send()
+    await remember("Uploaded " + ", ".join(f.source for f in files), final=False)
 
 
 # --- documents ---------------------------------------------------------------------------------
@@ -448,7 +461,7 @@ async def answer(res: Resources, question: str) -> None:
     await msg.send()
     history += [("user", question), ("assistant", msg.content)]
     cl.user_session.set("history", history[-2 * get_settings().history_turns :])
-    await remember_settings()
+    await remember(question, final=True)
 
 
 @cl.on_message

@@ -24,7 +24,12 @@ def free_port() -> int:
 def app_env(data: Path, **extra: str) -> dict[str, str]:
     """The environment without the developer's RAG_/OPENAI_ settings or CI (which Chainlit acts on)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_")) and k != "CI"}
-    return env | {"RAG_MILVUS_URI": str(data / "kb.db"), "RAG_FILES_DIR": str(data / "files"), **extra}
+    own = {
+        "RAG_MILVUS_URI": str(data / "kb.db"),
+        "RAG_FILES_DIR": str(data / "files"),
+        "RAG_DATABASE_URL": f"sqlite:///{data / 'app.db'}",
+    }
+    return env | own | extra
 
 
 def start_app(port: int, env: dict[str, str], **popen: object) -> subprocess.Popen[str]:
@@ -93,3 +98,17 @@ def postgres_server() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+def add_users(database_url: str, users: list[tuple[str, str, str]]) -> None:
+    """Register (name, password, role) users the way `python -m core users add` does."""
+    from core.database import open_database, run_sync
+    from core.users import UserStore
+
+    async def add() -> None:
+        async with open_database(database_url) as engine:
+            store = UserStore(engine)
+            for name, password, role in users:
+                await store.add(name, password, role)  # type: ignore[arg-type]
+
+    run_sync(add)

@@ -89,6 +89,20 @@ class Chat:
         await side.get_by_text(expect_text).first.wait_for(timeout=15_000)
         assert await side.locator(":scope > *").count() == 1  # just the clicked source, not all of them
 
+    async def ask(self, question: str, timeout_s: float = 120) -> str:
+        """Send a question and return the complete answer (with its Sources line, or the nothing-found text)."""
+        messages = self.page.locator("[data-step-type='assistant_message']")
+        before = await messages.count()
+        await self.send(question)
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            if await messages.count() > before:
+                text = str(await messages.last.inner_text())
+                if "Sources:" in text or "could not find anything" in text:
+                    return text
+            await self.page.wait_for_timeout(200)
+        raise AssertionError(f"no answer to {question!r} within {timeout_s} s")
+
     async def wait_answers(self, n: int, timeout_ms: int = 120_000, marker: str = "extracted, not generated") -> str:
         """Wait until the n-th answer (an assistant message containing `marker`) has its Sources line."""
         answers = self.page.locator("[data-step-type='assistant_message']").filter(has_text=marker)
