@@ -464,6 +464,21 @@ async def answer(res: Resources, question: str) -> None:
     await remember(question, final=True)
 
 
+async def mark_first_interaction(message: cl.Message) -> None:
+    """Work around Chainlit 2.12: a first message with files but no text leaves the browser thinking the
+    conversation has not started, which disables Stop and the feedback buttons for the whole session.
+
+    Called after the upload: Chainlit's own (empty) first_interaction event must have gone out first.
+    """
+    if cl.user_session.get("first_interaction_seen"):
+        return
+    cl.user_session.set("first_interaction_seen", True)
+    if not message.content.strip() and message.elements:
+        names = ", ".join(str(getattr(e, "name", "")) for e in message.elements)
+        interaction = {"interaction": f"Uploaded {names}"[:200], "thread_id": cl.context.session.thread_id}
+        await cl.context.emitter.emit("first_interaction", interaction)
+
+
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     text = message.content.strip()
@@ -472,5 +487,6 @@ async def on_message(message: cl.Message) -> None:
         return
     if message.elements:
         await guarded(ingest_files, message.elements)
+    await mark_first_interaction(message)
     if text:
         await guarded(answer, text)

@@ -8,9 +8,12 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+# The rated step is the answer itself, or (with Chainlit's chain-of-thought display) the run that holds it.
 QUERY = """
-SELECT f."value", f."comment", s."metadata", s."output", t."userIdentifier", s."createdAt"
-FROM feedbacks f JOIN steps s ON s."id" = f."forId" LEFT JOIN threads t ON t."id" = f."threadId"
+SELECT f."id", f."value", f."comment", s."metadata", s."output", t."userIdentifier", s."createdAt"
+FROM feedbacks f
+JOIN steps s ON s."type" = 'assistant_message' AND (s."id" = f."forId" OR s."parentId" = f."forId")
+LEFT JOIN threads t ON t."id" = f."threadId"
 ORDER BY s."createdAt"
 """
 
@@ -32,15 +35,15 @@ async def feedback_cases(engine: AsyncEngine, include_positive: bool = False) ->
     """
     async with engine.connect() as conn:
         rows = (await conn.execute(text(QUERY))).all()
-    cases = []
-    for value, comment, raw_meta, output, user, created in rows:
+    answers: dict[str, dict[str, Any]] = {}
+    for feedback_id, value, comment, raw_meta, output, user, created in rows:
         meta = _metadata(raw_meta)
         question = str(meta.get("question") or "").strip()
         cited = [str(s) for s in meta.get("sources") or []]
         if not question or (int(value) != 0 and not include_positive):
             continue
         positive = int(value) != 0
-        cases.append(
+        answers[str(feedback_id)] = (  # the last answer of a rated run wins
             {
                 "question": question,
                 "sources": sorted(set(cited)) if positive else [],
@@ -52,4 +55,4 @@ async def feedback_cases(engine: AsyncEngine, include_positive: bool = False) ->
                 "asked_at": created or "",
             }
         )
-    return cases
+    return sorted(answers.values(), key=lambda c: str(c["asked_at"]))

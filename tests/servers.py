@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +25,14 @@ def free_port() -> int:
 def app_env(data: Path, **extra: str) -> dict[str, str]:
     """The environment without the developer's RAG_/OPENAI_ settings or CI (which Chainlit acts on)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_")) and k != "CI"}
+    # Chainlit keeps uploads in APP_ROOT/.files and deletes that folder when it stops: servers that share
+    # a root (replicas, or tests) would pull it from under each other. Each gets its own copy of the config.
+    root = data / "app-root"
+    if not root.exists():
+        shutil.copytree(ROOT / ".chainlit", root / ".chainlit")
+        shutil.copy(ROOT / "chainlit.md", root / "chainlit.md")
     own = {
+        "CHAINLIT_APP_ROOT": str(root),
         "RAG_MILVUS_URI": str(data / "kb.db"),
         "RAG_FILES_DIR": str(data / "files"),
         "RAG_DATABASE_URL": f"sqlite:///{data / 'app.db'}",
@@ -33,9 +41,11 @@ def app_env(data: Path, **extra: str) -> dict[str, str]:
 
 
 def start_app(port: int, env: dict[str, str], **popen: object) -> subprocess.Popen[str]:
-    """`chainlit run app.py` from the repository root, as the README runs it."""
-    cmd = [sys.executable, "-m", "chainlit", "run", "app.py", "--headless", "--host", "127.0.0.1", "--port", str(port)]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, **popen)  # type: ignore[call-overload]
+    """`chainlit run app.py`, as the README runs it, from the server's own root (no developer .env)."""
+    app = str(ROOT / "app.py")
+    cmd = [sys.executable, "-m", "chainlit", "run", app, "--headless", "--host", "127.0.0.1", "--port", str(port)]
+    cwd = env.get("CHAINLIT_APP_ROOT", str(ROOT))
+    return subprocess.Popen(cmd, cwd=cwd, env=env, text=True, **popen)  # type: ignore[call-overload]
 
 
 @contextmanager

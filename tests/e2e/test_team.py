@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ARGS, Chat
+from tests.e2e.conftest import Chat
 from tests.fixtures.documents import make_good_set
 from tests.servers import ROOT, add_users, app_env, chainlit_server
 
@@ -61,15 +60,14 @@ async def signed_in(browser: Any, url: str, user: str) -> Chat:
 
 
 async def test_sign_in_is_required_everywhere(team_server: str, browser: Any) -> None:
-    # Pages, API and file endpoints refuse anonymous requests.
-    for path in ("/user", "/project/threads", "/project/file/x?session_id=y"):
-        method = "POST" if path == "/project/threads" else "GET"
-        request = urllib.request.Request(team_server + path, method=method, data=b"{}" if method == "POST" else None)
-        with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(request, timeout=10)
-        assert err.value.code in (401, 403, 422), path
-
+    # The API and file endpoints refuse anonymous requests.
     context = await browser.new_context()
+    anonymous = context.request
+    assert (await anonymous.get(team_server + "/user")).status == 401
+    assert (await anonymous.post(team_server + "/project/threads", data={"pagination": {"first": 5}})).status == 401
+    assert (await anonymous.get(team_server + "/project/file/x?session_id=y")).status == 401
+    assert (await anonymous.get(team_server + "/project/thread/x")).status == 401
+
     page = await context.new_page()
     await page.goto(team_server)
     await page.wait_for_selector("#email", timeout=60_000)
@@ -158,3 +156,77 @@ async def test_a_thread_reopened_after_a_restart_continues_with_its_settings_and
             timeout=10_000
         )
         await chat.page.screenshot(path=str(tmp_path / "resumed.png"))
+
+
+async def thread_ids(chat: Chat, url: str) -> list[str]:
+    """The signed-in user's threads, newest first, through the app's own API (with the browser's cookie)."""
+    resp = await chat.page.context.request.post(
+        url + "/project/threads", data={"pagination": {"first": 20}, "filter": {}}
+    )
+    assert resp.ok, await resp.text()
+    return [t["id"] for t in (await resp.json())["data"]]
+
+
+async def test_feedback_sharing_and_deleting_a_document(
+    team_server: str, team_data: Path, browser: Any, tmp_path: Path
+) -> None:
+    good = make_good_set(tmp_path / "docs")
+    alice = await signed_in(browser, team_server, "alice")
+    bob = await signed_in(browser, team_server, "bob")
+    await alice.send(files=[good["html"]])
+    await alice.page.get_by_text("it-help.html: indexed").first.wait_for(timeout=120_000)
+    answer = await alice.ask("How do I reset a forgotten VPN password?")
+    assert "Helix portal" in answer and "it-help.html" in answer.lower()
+
+    # Thumbs down with a comment is stored, and exported as an evaluation case.
+    message = alice.page.locator("[data-step-type='assistant_message']").last
+    await message.hover()
+    await message.locator(".negative-feedback-off").click()
+    await alice.page.locator("textarea").last.fill("should also cite the VPN runbook")
+    await alice.page.get_by_role("button", name="Submit").click()
+    await message.locator(".negative-feedback-on").wait_for(timeout=10_000)
+    out = tmp_path / "cases.jsonl"
+    env = app_env(team_data, **team_env(team_data))
+    cmd = [sys.executable, "-m", "chains", "feedback", str(out)]
+    done = await asyncio.to_thread(subprocess.run, cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    cases = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    case = next(c for c in cases if c["comment"] == "should also cite the VPN runbook")
+    assert case["question"] == "How do I reset a forgotten VPN password?" and case["cited"] == ["it-help.html"]
+    assert case["feedback"] == "down" and case["user"] == "alice" and case["sources"] == []
+
+    # Sharing: read-only for signed-in teammates, never anonymous, and revocable.
+    thread = (await thread_ids(alice, team_server))[0]
+    shared = await alice.page.context.request.put(
+        team_server + "/project/thread/share", data={"threadId": thread, "isShared": True}
+    )
+    assert shared.ok, await shared.text()
+    await bob.page.goto(f"{team_server}/share/{thread}")
+    await bob.page.get_by_text("Helix portal").first.wait_for(timeout=30_000)
+    assert await bob.page.locator("#chat-input").count() == 0  # read-only
+    anonymous = (await browser.new_context()).request
+    assert (await anonymous.get(f"{team_server}/project/share/{thread}")).status == 401
+    revoked = await alice.page.context.request.put(
+        team_server + "/project/thread/share", data={"threadId": thread, "isShared": False}
+    )
+    assert revoked.ok
+    assert (await bob.page.context.request.get(f"{team_server}/project/share/{thread}")).status == 404
+    # Bob cannot share (or unshare) Alice's thread.
+    hijack = await bob.page.context.request.put(
+        team_server + "/project/thread/share", data={"threadId": thread, "isShared": True}
+    )
+    assert not hijack.ok
+
+    # Bob sees the team document but cannot delete it; Alice can, and then it is gone for everyone.
+    await bob.page.goto(team_server)
+    await bob.page.wait_for_selector("text=knowledge base", timeout=60_000)
+    await bob.send("/docs")
+    listing = bob.page.locator("[data-step-type='assistant_message']").filter(has_text="it-help.html").last
+    await listing.wait_for(timeout=30_000)
+    assert await listing.get_by_role("button", name="Delete it-help.html").count() == 0
+    await alice.send("/docs")
+    delete = alice.page.get_by_role("button", name="Delete it-help.html").last
+    await delete.click()
+    await alice.page.get_by_text("Deleted it-help.html").first.wait_for(timeout=30_000)
+    after = await alice.ask("How do I reset a forgotten VPN password?")
+    assert "it-help.html" not in after.lower() and "Helix portal" not in after

@@ -99,6 +99,10 @@ async def test_history_feedback_and_export(engine: AsyncEngine) -> None:
         thread = str(uuid.uuid4())
         await layer.update_thread(thread, name="Travel", user_id=user.id, metadata={"chat_settings": {"k": 7}})
         ids = []
+        run = str(uuid.uuid4())  # with chain-of-thought shown, the browser rates the run holding the answer
+        await layer.create_step(
+            {"id": run, "name": "on_message", "type": "run", "threadId": thread, "streaming": False}  # type: ignore[typeddict-item]
+        )
         for n, (kind, text, meta) in enumerate(
             [
                 ("user_message", "Who books travel?", {}),
@@ -119,14 +123,15 @@ async def test_history_feedback_and_export(engine: AsyncEngine) -> None:
                     "output": text,
                     "metadata": meta,
                     "createdAt": f"2026-11-21T08:00:0{n}Z",
+                    "parentId": run if n == 3 else None,
                     "autoCollapse": False,
                     "defaultOpen": False,
                 }
             )
         await layer.upsert_feedback(Feedback(forId=ids[1], threadId=thread, value=1, comment=""))
-        await layer.upsert_feedback(Feedback(forId=ids[3], threadId=thread, value=0, comment="should cite hotels.md"))
+        await layer.upsert_feedback(Feedback(forId=run, threadId=thread, value=0, comment="should cite hotels.md"))
         stored = await layer.get_thread(thread)
-        assert stored is not None and [s["output"] for s in stored["steps"]] == [
+        assert stored is not None and [s["output"] for s in stored["steps"] if s["type"] != "run"] == [
             "Who books travel?",
             "Atlas Travel [1]",
             "and hotels?",
