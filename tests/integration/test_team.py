@@ -180,3 +180,37 @@ async def test_reindex_uses_the_kept_original_and_current_settings(
         assert await kb.count(field_eq("source", "security.md")) == redone.chunks  # old version gone
         [doc] = await list_documents(ingestor, BOB)
         assert (doc.scope, doc.owner, doc.chunks) == ("private", "bob", redone.chunks)
+
+
+def test_command_line_scopes_and_management(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.servers import ROOT, add_users, app_env
+
+    add_users(
+        f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
+        [("alice", "long enough", "member"), ("bob", "long enough", "member")],
+    )
+    env = app_env(tmp_path)
+    secret = write(tmp_path / "in", "deal.md", SECRET)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", *args], env=env, cwd=ROOT, capture_output=True, text=True)
+
+    assert run("ingest", str(secret), "--scope", "private", "--owner", "bob").returncode == 0
+    everything = json.loads(run("ingest.manage", "list", "--json").stdout)
+    assert [(d["source"], d["scope"], d["owner"]) for d in everything] == [("deal.md", "private", "bob")]
+    assert json.loads(run("ingest.manage", "list", "--as", "alice", "--json").stdout) == []
+    refused = run("ingest.manage", "delete", "deal.md", "--as", "alice")
+    assert refused.returncode == 1 and "No document named 'deal.md'" in refused.stderr
+
+    team_view = json.loads(run("chains", "ask", "What is the board code word?", "--json").stdout)
+    assert all(s["source"] != "deal.md" for s in team_view["sources"]) and "TANGERINE" not in team_view["answer"]
+    bobs_view = json.loads(run("chains", "ask", "What is the board code word?", "--as", "bob", "--json").stdout)
+    assert bobs_view["sources"][0]["source"] == "deal.md"
+
+    deleted = run("ingest.manage", "delete", "deal.md", "--as", "bob")
+    assert deleted.returncode == 0 and "Deleted deal.md" in deleted.stdout
+    assert json.loads(run("ingest.manage", "list", "--json").stdout) == []
