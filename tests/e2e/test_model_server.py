@@ -35,10 +35,11 @@ async def test_generated_answer_streams_and_stop_cancels_it(
 ) -> None:
     good = make_good_set(tmp_path / "docs")
     chat = await Chat.open(browser, model_server)
-    # Files and a question in one message: ingest, then answer. (Chainlit 2.12 never shows its Stop
-    # button in a session whose first message had no text: `first_interaction` is then empty.)
-    await chat.send("Who handles warranty claims for the turbine?", files=[good["pdf"]])
+    # A first message with files only: Chainlit 2.12 alone would then never show Stop in this session
+    # (its `first_interaction` is empty); the app re-announces the interaction after the upload.
+    await chat.send(files=[good["pdf"]])
     await chat.page.get_by_text("turbine-manual.pdf: indexed").first.wait_for(timeout=120_000)
+    await chat.send("Who handles warranty claims for the turbine?")
     await chat.page.get_by_text("Warranty claims go to the Orion").first.wait_for(timeout=60_000)
     stop = chat.page.locator("#stop-button")
     await stop.wait_for(timeout=10_000)

@@ -167,6 +167,20 @@ async def thread_ids(chat: Chat, url: str) -> list[str]:
     return [t["id"] for t in (await resp.json())["data"]]
 
 
+async def share_dialog(chat: Chat, button: str) -> str:
+    """Open the newest thread's menu, choose Share, press `button` (Share or Unshare); returns the link."""
+    await chat.page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await chat.page.locator("#thread-history #thread-options").first.click()
+    await chat.page.get_by_role("menuitem", name="Share").click()
+    dialog = chat.page.get_by_role("dialog")
+    link = await dialog.locator("span[title*='/share/']").get_attribute("title")
+    await dialog.get_by_role("button", name=button, exact=True).click()
+    done = "Share link created" if button == "Share" else "Sharing disabled"
+    await chat.page.get_by_text(done).first.wait_for(timeout=10_000)
+    await chat.page.keyboard.press("Escape")
+    return str(link)
+
+
 async def test_feedback_sharing_and_deleting_a_document(
     team_server: str, team_data: Path, browser: Any, tmp_path: Path
 ) -> None:
@@ -195,21 +209,16 @@ async def test_feedback_sharing_and_deleting_a_document(
     assert case["question"] == "How do I reset a forgotten VPN password?" and case["cited"] == ["it-help.html"]
     assert case["feedback"] == "down" and case["user"] == "alice" and case["sources"] == []
 
-    # Sharing: read-only for signed-in teammates, never anonymous, and revocable.
+    # Sharing, through the thread's menu: read-only for signed-in teammates, never anonymous, revocable.
     thread = (await thread_ids(alice, team_server))[0]
-    shared = await alice.page.context.request.put(
-        team_server + "/project/thread/share", data={"threadId": thread, "isShared": True}
-    )
-    assert shared.ok, await shared.text()
-    await bob.page.goto(f"{team_server}/share/{thread}")
+    link = await share_dialog(alice, "Share")
+    assert link.endswith(f"/share/{thread}")
+    await bob.page.goto(link)
     await bob.page.get_by_text("Helix portal").first.wait_for(timeout=30_000)
     assert await bob.page.locator("#chat-input").count() == 0  # read-only
     anonymous = (await browser.new_context()).request
     assert (await anonymous.get(f"{team_server}/project/share/{thread}")).status == 401
-    revoked = await alice.page.context.request.put(
-        team_server + "/project/thread/share", data={"threadId": thread, "isShared": False}
-    )
-    assert revoked.ok
+    await share_dialog(alice, "Unshare")
     assert (await bob.page.context.request.get(f"{team_server}/project/share/{thread}")).status == 404
     # Bob cannot share (or unshare) Alice's thread.
     hijack = await bob.page.context.request.put(
@@ -224,7 +233,8 @@ async def test_feedback_sharing_and_deleting_a_document(
     listing = bob.page.locator("[data-step-type='assistant_message']").filter(has_text="it-help.html").last
     await listing.wait_for(timeout=30_000)
     assert await listing.get_by_role("button", name="Delete it-help.html").count() == 0
-    await alice.send("/docs")
+    await alice.page.get_by_role("button", name="Documents").click()  # the composer's command, then send
+    await alice.send()
     delete = alice.page.get_by_role("button", name="Delete it-help.html").last
     await delete.click()
     await alice.page.get_by_text("Deleted it-help.html").first.wait_for(timeout=30_000)
