@@ -72,6 +72,8 @@ async def create_schema(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         if postgres:  # two replicas starting together must not race on CREATE TABLE
             await conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+        else:  # readers never wait for the writer (the file keeps this mode)
+            await conn.execute(text("PRAGMA journal_mode=WAL"))
         for statement in _schema(postgres):
             await conn.execute(text(statement))
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.conftest import Chat
 from tests.fixtures.documents import make_good_set
-from tests.servers import ROOT, add_users, app_env, chainlit_server
+from tests.servers import ROOT, add_users, app_env, chainlit_server, postgres_server
 
 SECRET = "Project Nightingale will acquire Vega Robotics; the board code word is TANGERINE."
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "root": "root-password"}
@@ -122,14 +122,25 @@ async def test_private_documents_stay_private_between_two_signed_in_users(
     assert "nightingale.md" not in (await listing.inner_text()).lower()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Chat history on the default SQLite file, and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    else:
+        with postgres_server() as url:
+            yield url
+
+
 async def test_a_thread_reopened_after_a_restart_continues_with_its_settings_and_memory(
-    browser: Any, tmp_path: Path
+    browser: Any, tmp_path: Path, history_database: str
 ) -> None:
     data = tmp_path / "server"
     data.mkdir()
-    add_users(f"sqlite+aiosqlite:///{data / 'app.db'}", [("alice", PASSWORDS["alice"], "member")])
+    add_users(history_database, [("alice", PASSWORDS["alice"], "member")])
     good = make_good_set(tmp_path / "docs")
-    with chainlit_server(data, **team_env(data)) as url:
+    env = team_env(data) | {"RAG_DATABASE_URL": history_database}
+    with chainlit_server(data, **env) as url:
         chat = await signed_in(browser, url, "alice")
         await chat.page.click("#chat-settings-open-modal")
         k = chat.page.get_by_role("slider").first  # sources per answer
@@ -142,7 +153,7 @@ async def test_a_thread_reopened_after_a_restart_continues_with_its_settings_and
         assert "1200 operating hours" in first and "[3]" not in first  # k = 2
         await chat.page.context.close()
 
-    with chainlit_server(data, **team_env(data)) as url:  # a new process on the same data
+    with chainlit_server(data, **env) as url:  # a new process on the same data
         chat = await signed_in(browser, url, "alice")
         history = chat.page.locator("#thread-history")
         await history.get_by_text("How often must the Zephyr turbine").first.click()
