@@ -370,6 +370,17 @@ async def ingest_files(res: Resources, elements: list[Any]) -> None:
 
 
 # --- documents ---------------------------------------------------------------------------------
+MAX_LISTED, MAX_BUTTONS = 200, 40
+
+
+def doc_actions(doc: DocumentInfo) -> list[cl.Action]:
+    label = doc.source if doc.scope == "team" else f"{doc.source} (private)"
+    return [
+        cl.Action(name="delete_doc", payload=doc.ref, label=f"Delete {label}", icon="trash-2"),
+        cl.Action(name="reindex_doc", payload=doc.ref, label=f"Re-index {label}", icon="refresh-cw"),
+    ]
+
+
 async def show_documents(res: Resources) -> None:
     viewer = await current_viewer(res)
     visible = await list_documents(res.ingestor, viewer)
@@ -377,28 +388,47 @@ async def show_documents(res: Resources) -> None:
     if not visible:
         await cl.Message(content="There are no documents you can see yet. Attach files to add some.").send()
         return
-    lines, actions = [], []
-    for doc in visible:
-        lines.append(f"- {describe(doc)}")
-        if (doc.source, doc.scope, doc.owner) in mine:
-            label = doc.source if doc.scope == "team" else f"{doc.source} (private)"
-            actions.append(cl.Action(name="delete_doc", payload=doc.ref, label=f"Delete {label}", icon="trash-2"))
-            actions.append(cl.Action(name="reindex_doc", payload=doc.ref, label=f"Re-index {label}", icon="refresh-cw"))
-    note = "Buttons are shown for the documents you can manage." if actions else "None of them are yours to manage."
-    await cl.Message(
-        content=f"**{len(visible)} documents**\n" + "\n".join(lines) + f"\n\n{note}", actions=actions
-    ).send()
+    lines = [f"- {describe(doc)}" for doc in visible[:MAX_LISTED]]
+    if len(visible) > MAX_LISTED:
+        lines.append(f"- … and {len(visible) - MAX_LISTED} more (`python -m ingest.manage list` shows all)")
+    manageable = [doc for doc in visible if (doc.source, doc.scope, doc.owner) in mine]
+    actions = [action for doc in manageable[:MAX_BUTTONS] for action in doc_actions(doc)]
+    if not manageable:
+        note = "None of them are yours to manage."
+    else:
+        note = "Buttons are shown for the documents you can manage"
+        note += f" (the first {MAX_BUTTONS}); " if len(manageable) > MAX_BUTTONS else "; "
+        note += "or type `/delete NAME` or `/reindex NAME`."
+    content = f"**{len(visible)} documents**\n" + "\n".join(lines) + f"\n\n{note}"
+    await cl.Message(content=content, actions=actions).send()
 
 
-async def manage(res: Resources, action: cl.Action) -> None:
+async def manage_named(res: Resources, command: str, name: str) -> None:
+    """`/delete NAME` and `/reindex NAME`: act when the name is unambiguous, else offer the choices."""
     viewer = await current_viewer(res)
-    doc: DocumentInfo = await find_manageable(res.ingestor, viewer, action.payload)  # the payload is untrusted
-    if action.name == "delete_doc":
+    docs = [d for d in await list_documents(res.ingestor, viewer, manageable=True) if d.source == name]
+    if not docs:
+        await cl.Message(content=f"There is no document named `{name}` that you can manage (see `/docs`).").send()
+    elif len(docs) > 1:
+        choices = [a for doc in docs for a in doc_actions(doc) if a.name.startswith(command)]
+        await cl.Message(content=f"Several documents are named `{name}`; which one?", actions=choices).send()
+    else:
+        await run_on_document(res, viewer, command, docs[0])
+
+
+async def run_on_document(res: Resources, viewer: Viewer, command: str, doc: DocumentInfo) -> None:
+    if command == "delete":
         removed = await delete_document(res.ingestor, viewer, doc)
         await cl.Message(content=f"Deleted **{doc.source}** ({removed} chunks); it will no longer be cited.").send()
     else:
         result = await reindex_document(res.ingestor, viewer, doc)
         await cl.Message(content=f"Re-indexed: {result.describe()}").send()
+
+
+async def manage(res: Resources, action: cl.Action) -> None:
+    viewer = await current_viewer(res)
+    doc: DocumentInfo = await find_manageable(res.ingestor, viewer, action.payload)  # the payload is untrusted
+    await run_on_document(res, viewer, "delete" if action.name == "delete_doc" else "reindex", doc)
 
 
 @cl.action_callback("delete_doc")
@@ -484,6 +514,10 @@ async def on_message(message: cl.Message) -> None:
     text = message.content.strip()
     if message.command == "Documents" or text.lower() in ("/docs", "/documents"):
         await guarded(show_documents)
+        return
+    command, _, name = text.partition(" ")
+    if command.lower() in ("/delete", "/reindex") and name.strip():
+        await guarded(manage_named, command.lower().lstrip("/"), name.strip())
         return
     if message.elements:
         await guarded(ingest_files, message.elements)

@@ -120,6 +120,11 @@ async def test_private_documents_stay_private_between_two_signed_in_users(
     listing = bob.page.locator("[data-step-type='assistant_message']").filter(has_text="documents").last
     await listing.get_by_text("release.md").first.wait_for(timeout=30_000)
     assert "nightingale.md" not in (await listing.inner_text()).lower()
+    # Typed commands follow the same rules: Alice cannot delete Bob's team document; Bob can re-index it.
+    await alice.send("/delete release.md")
+    await alice.page.get_by_text("no document named release.md that you can manage").first.wait_for(timeout=30_000)
+    await bob.send("/reindex release.md")
+    await bob.page.get_by_text("Re-indexed: release.md: unchanged").first.wait_for(timeout=60_000)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
