@@ -17,19 +17,12 @@ from core.errors import KnowledgeBaseError
 from core.models import make_chat_model
 from core.runtime import open_knowledge_base
 from core.settings import Settings, load_settings
+from core.users import registered_viewer
 
 
 async def viewer_named(settings: Settings, user: str | None) -> Viewer:
     """--as USER: ask with that user's access (their private documents too); default: team documents only."""
-    if not user:
-        return TEAM_ONLY
-    from core.users import UserError, UserStore
-
-    async with open_database(settings.database) as engine:
-        record = await UserStore(engine).get(user)
-    if record is None:
-        raise UserError(f"no user '{user}' (see: python -m core users list)")
-    return record.viewer
+    return await registered_viewer(settings.database, user) if user else TEAM_ONLY
 
 
 async def ask(settings: Settings, question: str, as_json: bool, user: str | None) -> int:

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.access import ROLES, Role, Viewer
+from core.database import open_database
 from core.errors import KnowledgeBaseError
 
 MIN_PASSWORD = 8
@@ -159,3 +160,12 @@ class UserStore:
         self._failures.pop(ident, None)
         assert row is not None
         return UserRecord(row[0], row[1], row[2], True)
+
+
+async def registered_viewer(database_url: str, identifier: str) -> Viewer:
+    """The registered user `identifier` with their role (for the command lines' --as USER)."""
+    async with open_database(database_url) as engine:
+        record = await UserStore(engine).get(identifier)
+    if record is None:
+        raise UserError(f"no user '{identifier}' (see: python -m core users list)")
+    return record.viewer

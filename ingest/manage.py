@@ -8,24 +8,17 @@ import json
 import sys
 
 from core.access import Viewer
-from core.database import open_database
 from core.errors import KnowledgeBaseError
 from core.runtime import open_knowledge_base
 from core.settings import Settings, load_settings
-from core.users import UserError, UserStore
+from core.users import registered_viewer
 from ingest.documents import DocumentInfo, delete_document, describe, list_documents, reindex_document
 from ingest.pipeline import Ingestor
 
 
 async def acting_as(settings: Settings, user: str | None) -> Viewer | None:
     """The user named by --as (with their role), or None: the operator, who manages everything."""
-    if not user:
-        return None
-    async with open_database(settings.database) as engine:
-        record = await UserStore(engine).get(user)
-    if record is None:
-        raise UserError(f"no user '{user}' (see: python -m core users list)")
-    return record.viewer
+    return await registered_viewer(settings.database, user) if user else None
 
 
 def pick(docs: list[DocumentInfo], name: str, scope: str | None, owner: str | None) -> list[DocumentInfo]:
