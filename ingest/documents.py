@@ -106,4 +106,5 @@ async def reindex_document(ingestor: Ingestor, viewer: Viewer | None, doc: Docum
 def describe(doc: DocumentInfo) -> str:
     """One line for people."""
     who = f"private to {doc.owner}" if doc.scope == "private" else f"team, added by {doc.owner or 'the operator'}"
-    return f"{doc.source} ({who}; {doc.chunks} chunks; {doc.ingested_at.replace('T', ' ')[:16]})"
+    chunks = f"{doc.chunks} chunk" + ("" if doc.chunks == 1 else "s")
+    return f"{doc.source} ({who}; {chunks}; {doc.ingested_at.replace('T', ' ')[:16]})"
