@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import getpass
 import json
-import os
 import sys
 
 from core.database import describe, open_database
@@ -43,7 +42,7 @@ async def run(args: argparse.Namespace) -> int:
             password = None if args.no_password else read_password(args)
             record = await users.add(args.user, password, args.role)
             print(f"Added {record.identifier} ({record.role}).")
-            if not os.environ.get("CHAINLIT_AUTH_SECRET"):
+            if not settings.auth_secret:
                 print("Sign-in is now on: set CHAINLIT_AUTH_SECRET (`chainlit create-secret`) and restart the app.")
         elif args.action == "remove":
             await users.remove(args.user)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from core.database import describe, open_database, run_sync
@@ -41,8 +40,7 @@ def plan_auth(settings: Settings) -> AuthPlan:
     """Look at the user list and the SSO settings; refuse to start with sign-in but no secret."""
     users = run_sync(lambda: _count_users(settings))
     plan = AuthPlan(users=users, password=users > 0, header=settings.auth_header, oauth=oauth_configured())
-    # Chainlit signs its session tokens with this secret (and loads it from .env into the environment).
-    if plan.enabled and not os.environ.get("CHAINLIT_AUTH_SECRET"):
+    if plan.enabled and not settings.auth_secret:
         why = (
             f"{users} users are registered in {describe(settings.database)}"
             if users

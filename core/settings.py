@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     default_scope: Literal["team", "private"] = "team"
     auth_header: str = Field("", pattern=r"^[A-Za-z0-9-]*$")  # e.g. X-Forwarded-User, set by a trusted proxy
     auth_auto_signup: bool = False  # let unknown OAuth / header users in as members
+    # Chainlit's own variable (it signs session tokens): read here only to check it is set.
+    auth_secret: SecretStr | None = Field(None, validation_alias=AliasChoices("CHAINLIT_AUTH_SECRET", "auth_secret"))
 
     # Models
     embedding_provider: Literal["local", "openai"] = "local"

@@ -20,7 +20,7 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Run every test in its own folder, with no RAG_/OPENAI_ variables and no .env."""
     for name in list(os.environ):
-        if name.startswith(("RAG_", "OPENAI_")) or name in ("MILVUS_URI", "DATABASE_URL"):
+        if name.startswith(("RAG_", "OPENAI_")) or name in ("MILVUS_URI", "DATABASE_URL", "CHAINLIT_AUTH_SECRET"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     yield

@@ -176,7 +176,7 @@ def test_sign_in_is_off_without_users_and_needs_a_secret_with_them(
         plan_auth(settings)
     assert "CHAINLIT_AUTH_SECRET" in str(err.value)
     monkeypatch.setenv("CHAINLIT_AUTH_SECRET", "x" * 64)
-    plan = plan_auth(settings)
+    plan = plan_auth(load_settings(database_url=f"sqlite:///{tmp_path / 'app.db'}"))
     assert plan.enabled and plan.password and plan.users == 1
     listed = subprocess.run(
         [sys.executable, "-m", "core", "users", "list", "--json"], text=True, capture_output=True, env=env, cwd=ROOT

@@ -120,6 +120,10 @@ def test_readme_documents_every_setting() -> None:
     from core.settings import Settings
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    aliases = {"openai_api_key": "OPENAI_API_KEY", "openai_base_url": "OPENAI_BASE_URL"}
+    aliases = {
+        "openai_api_key": "OPENAI_API_KEY",
+        "openai_base_url": "OPENAI_BASE_URL",
+        "auth_secret": "CHAINLIT_AUTH_SECRET",
+    }
     missing = [name for name in Settings.model_fields if f"`{aliases.get(name, 'RAG_' + name.upper())}`" not in readme]
     assert not missing, f"README lacks: {missing}"
