@@ -64,6 +64,8 @@ class UserStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._failures: dict[str, list[float]] = {}
+        # Each check costs ~50 ms of CPU by design: a flood of sign-ins must not take every core.
+        self._hash_slots = asyncio.Semaphore(2)
 
     async def _fetch(self, ident: str) -> tuple[str, Role, str, str | None] | None:
         async with self.engine.connect() as conn:
@@ -149,7 +151,9 @@ class UserStore:
         row = await self._fetch(ident)
         stored = row[3] if row and row[3] else _DUMMY_HASH  # same work whether or not the user exists
         try:
-            ok = await asyncio.to_thread(_hasher.verify, stored, password) and row is not None and bool(row[3])
+            async with self._hash_slots:
+                verified = await asyncio.to_thread(_hasher.verify, stored, password)
+            ok = verified and row is not None and bool(row[3])
         except (VerificationError, InvalidHashError):
             ok = False
         if not ok or len(recent) >= MAX_FAILURES:
