@@ -479,6 +479,8 @@ async def answer(res: Resources, question: str) -> None:
         async with cl.Step(name="Rewrite", type="llm") as step:
             step.input = trace.standalone
             step.output = "\n".join(f"- {q}" for q in trace.rewrites)
+            if trace.warnings:  # the chat model failed; the offline fallbacks were used instead
+                step.output += "\n\nThe chat model failed: " + "; ".join(trace.warnings)
         async with cl.Step(name="Retrieve", type="retrieval", show_input=False) as step:
             step.output = retrieve_report(trace, sources)
     answer_id = uuid.uuid4().hex[:4]

@@ -86,9 +86,9 @@ def pick(question: str, found: list[Candidate], vectors: list[list[float]], qvec
 
 
 async def extractive_answer(
-    question: str, numbered_texts: Sequence[tuple[int, str]], embeddings: Embeddings
+    question: str, numbered_texts: Sequence[tuple[int, str]], embeddings: Embeddings, intro: str = INTRO
 ) -> AsyncIterator[str]:
-    """Stream an answer made of cited source sentences, word by word."""
+    """Stream an answer made of cited source sentences, word by word, after `intro`."""
     if not numbered_texts:
         text = NOTHING_FOUND
     else:
@@ -98,7 +98,7 @@ async def extractive_answer(
         vectors = await embeddings.aembed_documents([c.text for c in found])
         qvec = await embeddings.aembed_query(question)
         chosen = pick(question, found, vectors, qvec)
-        text = INTRO + "\n".join(f"- {as_list_item(c.text)} [{c.number}]" for c in chosen)
+        text = intro + "\n".join(f"- {as_list_item(c.text)} [{c.number}]" for c in chosen)
     for i, piece in enumerate(text.split(" ")):
         yield piece if i == 0 else " " + piece
         if i % 8 == 7:

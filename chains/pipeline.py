@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -20,9 +21,11 @@ from chains.prompts import ANSWER, CONDENSE, REWRITE
 from chains.rewrite import offline_rewrites, parse_rewrites
 from chains.text import declarative, keywords
 from core.access import TEAM_ONLY, Viewer, visible_to
+from core.models import describe_model_failure
 from core.settings import Settings
 from core.store import KnowledgeBase, all_of, field_eq
 
+log = logging.getLogger(__name__)
 FOLLOW_UP_LEADS = ("and ", "what about", "how about", "also", "but ", "then ", "so ", "why not", "what if")
 FOLLOW_UP_WORDS = {"it", "its", "this", "that", "these", "those", "they", "them", "there", "one"}
 
@@ -117,6 +120,8 @@ class Trace:
     fused: list[dict[str, Any]] = field(default_factory=list)
     keyword_ranking: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # model failures the answer worked around
+    partial: bool = False  # the generated answer was cut off
 
 
 @dataclass
@@ -154,6 +159,11 @@ def offline_condense(question: str, history: list[BaseMessage]) -> str:
     return f"{question.strip()} (context: {declarative(previous)})"
 
 
+def fallback(reason: str) -> str:
+    """The opening of an extractive answer given because the chat model failed."""
+    return f"*{reason}* So here are the most relevant passages from your documents instead:\n\n"
+
+
 def _timed(trace: Trace, name: str, started: float) -> None:
     trace.timings_ms[name] = round((time.perf_counter() - started) * 1000, 1)
 
@@ -180,7 +190,11 @@ class RagChain:
             result = question
         elif self.chat_model is not None:
             chain = CONDENSE | self.chat_model.with_config(tags=["condense"]) | StrOutputParser()
-            result = (await chain.ainvoke({"question": question, "history": history})).strip() or question
+            try:
+                result = (await chain.ainvoke({"question": question, "history": history})).strip() or question
+            except Exception as exc:  # the model is down: carry on without it
+                self._warn(state, "condense", exc)
+                result = offline_condense(question, history)
         else:
             result = offline_condense(question, history)
         state["trace"].standalone = result
@@ -193,9 +207,13 @@ class RagChain:
         n = state["options"].rewrites
         if n == 0:
             queries = [question]
-        elif self.chat_model is not None:
+        elif self.chat_model is not None and not state["trace"].warnings:
             chain = REWRITE | self.chat_model.with_config(tags=["rewrite"]) | StrOutputParser()
-            queries = parse_rewrites(question, await chain.ainvoke({"question": question, "n": n}), n)
+            try:
+                queries = parse_rewrites(question, await chain.ainvoke({"question": question, "n": n}), n)
+            except Exception as exc:
+                self._warn(state, "rewrite", exc)
+                queries = offline_rewrites(question, n)
         else:
             queries = offline_rewrites(question, n)
         state["trace"].rewrites = queries
@@ -276,19 +294,43 @@ class RagChain:
         _timed(state["trace"], "fuse", started)
         return sources
 
+    def _warn(self, state: dict[str, Any], step: str, exc: BaseException, midstream: bool = False) -> str:
+        reason = describe_model_failure(exc, self.settings.request_timeout, midstream)
+        log.warning("chat model failed in %s: %s (%s)", step, reason, type(exc).__name__)
+        state["trace"].warnings.append(f"{step}: {reason}")
+        return reason
+
     async def _answer(self, state: dict[str, Any]) -> AsyncIterator[str]:
         started = time.perf_counter()
         sources: list[Source] = state["sources"]
-        if self.chat_model is not None and sources:
+        numbered = [(s.number, s.text) for s in sources]
+        if self.chat_model is None or not sources:
+            async for token in extractive_answer(state["standalone"], numbered, self.kb.embeddings):
+                yield token
+        elif state["trace"].warnings:  # the model already failed for this question: do not wait for it again
+            reason = state["trace"].warnings[-1].split(": ", 1)[1]
+            async for token in extractive_answer(state["standalone"], numbered, self.kb.embeddings, fallback(reason)):
+                yield token
+        else:
             context = "\n\n".join(
                 f"[{s.number}] {s.source}{f' (page {s.page})' if s.page else ''}\n{s.text}" for s in sources
             )
             chain = ANSWER | self.chat_model.with_config(tags=["answer"]) | StrOutputParser()
             stream = chain.astream({"context": context, "history": state["history"], "question": state["standalone"]})
-        else:
-            stream = extractive_answer(state["standalone"], [(s.number, s.text) for s in sources], self.kb.embeddings)
-        async for token in stream:
-            yield token
+            produced = False
+            try:
+                async for token in stream:
+                    produced = produced or bool(token)
+                    yield token
+            except Exception as exc:
+                reason = self._warn(state, "answer", exc, midstream=produced)
+                if produced:  # keep what arrived, and say plainly that it is incomplete
+                    state["trace"].partial = True
+                    yield f"\n\n*(This answer is incomplete: {reason})*"
+                else:
+                    stream = extractive_answer(state["standalone"], numbered, self.kb.embeddings, fallback(reason))
+                    async for token in stream:
+                        yield token
         _timed(state["trace"], "answer", started)
 
     # --- composition -------------------------------------------------------------------------

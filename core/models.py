@@ -61,6 +61,24 @@ def make_embeddings(settings: Settings) -> Embeddings:
     )
 
 
+def describe_model_failure(exc: BaseException, timeout: float, midstream: bool = False) -> str:
+    """A failed call to a model server, in a sentence for the person waiting (no response bodies, no keys)."""
+    import httpx
+    import openai
+
+    if isinstance(exc, openai.RateLimitError):
+        return "The model server is rate-limiting requests (HTTP 429), even after retrying."
+    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException | TimeoutError):
+        return f"The model server did not answer within {timeout:g} s."
+    if isinstance(exc, openai.APIStatusError):
+        return f"The model server returned an error (HTTP {exc.status_code})."
+    if isinstance(exc, openai.APIConnectionError) and not midstream:
+        return "The model server cannot be reached."
+    if isinstance(exc, httpx.HTTPError | openai.APIError):
+        return "The connection to the model server broke off."
+    return f"The model failed ({type(exc).__name__})."
+
+
 def embedding_info(settings: Settings, embeddings: Embeddings) -> EmbeddingInfo:
     """The model name and vector size, measured once for remote models."""
     name = f"{settings.embedding_provider}:{settings.embedding_model}"

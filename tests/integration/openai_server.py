@@ -26,6 +26,12 @@ class ScriptedModel:
         self.requests: list[dict[str, Any]] = []
         self.token_delay = token_delay  # seconds between streamed tokens (a slow model)
         self.answer_repeats = answer_repeats
+        # How the next requests fail, in order: "429", "500", "hang" or "cut" (stream a few words, then drop).
+        self.failures: list[str | None] = []
+        self.always: str | None = None  # fail every request this way
+
+    def next_failure(self) -> str | None:
+        return self.failures.pop(0) if self.failures else self.always
 
     def reply(self, messages: list[dict[str, Any]]) -> str:
         system = str(messages[0].get("content", "")) if messages else ""
@@ -45,6 +51,13 @@ def make_app(model: ScriptedModel) -> Starlette:
         model.requests.append(body)
         text = model.reply(body["messages"])
         base = {"id": "chatcmpl-1", "created": int(time.time()), "model": body.get("model", "stub")}
+        failure = model.next_failure()
+        if failure in ("429", "500") or (failure == "cut" and not body.get("stream")):
+            status = 429 if failure == "429" else 500
+            error = {"error": {"message": "scripted failure", "type": "server_error", "code": status}}
+            return JSONResponse(error, status_code=status, headers={"retry-after-ms": "10"})
+        if failure == "hang":
+            await asyncio.sleep(3600)
         if not body.get("stream"):
             return JSONResponse(
                 {
@@ -69,6 +82,8 @@ def make_app(model: ScriptedModel) -> Starlette:
                     "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
                 }
                 yield f"data: {json.dumps(chunk)}\n\n"
+                if failure == "cut" and i == 3:
+                    raise ConnectionResetError("scripted: the stream is cut")  # uvicorn drops the connection
                 if model.token_delay:
                     await asyncio.sleep(model.token_delay)
             end = {

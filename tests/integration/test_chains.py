@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,7 @@ from core.errors import EmbeddingMismatch
 from core.models import EmbeddingInfo, make_chat_model
 from core.settings import Settings, load_settings
 from core.store import KnowledgeBase, field_eq
-from ingest import Ingestor, collect_files
-from tests.fixtures.documents import make_good_set
 from tests.integration.openai_server import ScriptedModel, serve
-
-
-@pytest.fixture
-async def filled(kb: KnowledgeBase, tmp_path: Path) -> AsyncIterator[KnowledgeBase]:
-    make_good_set(tmp_path / "docs")
-    results = await Ingestor(kb).ingest(collect_files([tmp_path / "docs"]))
-    assert all(r.status == "indexed" for r in results)
-    yield kb
 
 
 async def test_offline_answer_streams_with_citations_to_the_right_file_and_page(filled: KnowledgeBase) -> None:
