@@ -9,23 +9,19 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from langchain_core.documents import Document
-from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from core.access import Scope, Viewer, document_expr
 from core.errors import IngestError, KnowledgeBaseError
 from core.settings import Settings
 from core.store import KnowledgeBase, all_of, field_eq, quote
-from ingest.loaders import ParsedDocument, parse
+from ingest.chunks import ChunkSpec
+from ingest.sandbox import shared_pool
 
 log = logging.getLogger(__name__)
-PARSE_TIMEOUT_S = 120.0
-# Bump when parsing or splitting changes what a file turns into: re-indexing then rewrites every file.
-PIPELINE_VERSION = "2"
 
 
 @dataclass
@@ -74,49 +70,9 @@ def chunk_id(item: FileInput, version: str, index: int) -> str:
     return hashlib.sha256(f"{document_key(item)}\0{version}\0{index}".encode()).hexdigest()[:32]
 
 
-def index_version(doc_hash: str, settings: Settings) -> str:
-    """The file's content plus everything that decides its chunks."""
-    spec = f"{doc_hash}\0{settings.chunk_size}\0{settings.chunk_overlap}\0{PIPELINE_VERSION}"
-    return hashlib.sha256(spec.encode()).hexdigest()[:16]
-
-
 def kept_file(settings: Settings, doc_hash: str) -> Path:
     """Where the original of an indexed file is kept, by the hash of its content."""
     return Path(settings.files_dir) / doc_hash
-
-
-def split(doc: ParsedDocument, item: FileInput, doc_hash: str, settings: Settings) -> list[Document]:
-    """Split sections into chunks that carry the title and headings they sit under."""
-    splitter = RecursiveCharacterTextSplitter(
-        chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap, add_start_index=False
-    )
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    version = index_version(doc_hash, settings)
-    chunks: list[Document] = []
-    for section in doc.sections:
-        path = [h for h in section.headings if h and h != doc.title]
-        header = " > ".join([doc.title, *path])
-        for piece in splitter.split_text(section.text):
-            index = len(chunks)
-            metadata: dict[str, object] = {
-                "source": item.source,
-                "scope": item.scope,
-                "owner": item.owner,
-                "title": doc.title,
-                "headings": " > ".join(path),
-                "file_type": doc.file_type,
-                "chunk": index,
-                "content_hash": hashlib.sha256(piece.encode()).hexdigest()[:16],
-                "doc_hash": doc_hash,
-                "version": version,
-                "ingested_at": now,
-            }
-            if section.page is not None:
-                metadata["page"] = section.page
-            chunks.append(Document(page_content=f"{header}\n\n{piece}", metadata=metadata))
-    for chunk in chunks:
-        chunk.metadata["chunk_count"] = len(chunks)
-    return chunks
 
 
 class Ingestor:
@@ -126,6 +82,9 @@ class Ingestor:
         self.kb = kb
         self.settings = kb.settings
         self._parse_slots = asyncio.Semaphore(self.settings.max_parallel_files)
+        self._parsers = shared_pool(
+            self.settings.max_parallel_files, self.settings.parse_timeout_s, self.settings.parse_memory_mb
+        )
         self._embed_slots = asyncio.Semaphore(self.settings.max_parallel_embeds)
 
     async def ingest(
@@ -181,11 +140,19 @@ class Ingestor:
                 )
             data = await asyncio.to_thread(item.path.read_bytes)
             doc_hash = hashlib.sha256(data).hexdigest()[:32]
-            try:
-                parsed = await asyncio.wait_for(asyncio.to_thread(parse, data, item.source), PARSE_TIMEOUT_S)
-            except TimeoutError as exc:
-                raise IngestError(f"reading the file took longer than {PARSE_TIMEOUT_S:.0f} s") from exc
-            chunks = await asyncio.to_thread(split, parsed, item, doc_hash, self.settings)
+            request = {
+                "source": item.source,
+                "scope": item.scope,
+                "owner": item.owner,
+                "doc_hash": doc_hash,
+                "spec": asdict(ChunkSpec.from_settings(self.settings)),
+            }
+            # Parsers run in worker processes with a time and memory limit: a hostile file costs a worker.
+            reply = await asyncio.to_thread(self._parsers.run, request, data)
+            del data
+        if not reply["ok"]:
+            raise IngestError(str(reply["reason"]))
+        chunks = [Document(page_content=text, metadata=meta) for text, meta in reply["chunks"]]
         if not chunks:
             raise IngestError("no text could be found in the file")
         return chunks, doc_hash
