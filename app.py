@@ -16,12 +16,10 @@ from chainlit.data import get_data_layer
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.input_widget import Select, Slider
 from chainlit.types import CommandDict, ThreadDict
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chains import RagChain, SearchOptions, Source, Trace, to_messages
 from core.access import LOCAL, Scope, Viewer, visible_to
 from core.auth import AuthPlan, plan_auth
-from core.database import make_engine
 from core.errors import KnowledgeBaseError
 from core.models import make_chat_model
 from core.runtime import open_knowledge_base
@@ -45,11 +43,10 @@ class Resources:
     """Built once per process at start-up, shared by every session."""
 
     # A plain class: Chainlit loads app.py outside sys.modules, which dataclasses cannot handle.
-    def __init__(self, chain: RagChain, ingestor: Ingestor, users: UserStore, engine: AsyncEngine) -> None:
+    def __init__(self, chain: RagChain, ingestor: Ingestor, users: UserStore) -> None:
         self.chain = chain
         self.ingestor = ingestor
         self.users = users
-        self.engine = engine
         self.close = asyncio.Event()
 
 
@@ -69,15 +66,13 @@ async def resources() -> Resources:
             async def hold() -> None:
                 # Keep the knowledge base open until shutdown so it is flushed and closed cleanly.
                 try:
-                    engine = make_engine(settings.database)
-                    try:
-                        async with open_knowledge_base(settings) as kb:
-                            chain = RagChain(kb, make_chat_model(settings), settings)
-                            res = Resources(chain, Ingestor(kb), UserStore(engine), engine)
-                            ready.set_result(res)
-                            await res.close.wait()
-                    finally:
-                        await engine.dispose()
+                    async with open_knowledge_base(settings) as kb:
+                        chain = RagChain(kb, make_chat_model(settings), settings)
+                        res = Resources(chain, Ingestor(kb), UserStore(kb.engine))
+                        for recovered in await res.ingestor.recover():  # after a crash: settle
+                            log.warning("after an interruption: %s", recovered.describe())
+                        ready.set_result(res)
+                        await res.close.wait()
                 except BaseException as exc:
                     if not ready.done():
                         ready.set_exception(exc)

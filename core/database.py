@@ -48,6 +48,11 @@ def _schema(postgres: bool) -> list[str]:
             FOREIGN KEY ("threadId") REFERENCES threads("id") ON DELETE CASCADE)""",
         """CREATE TABLE IF NOT EXISTS kb_users (
             "identifier" TEXT PRIMARY KEY, "password_hash" TEXT, "role" TEXT NOT NULL, "created_at" TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS kb_documents (
+            "store" TEXT NOT NULL, "doc_key" TEXT NOT NULL, "source" TEXT NOT NULL, "scope" TEXT NOT NULL,
+            "owner" TEXT NOT NULL, "doc_hash" TEXT NOT NULL, "version" TEXT NOT NULL, "state" TEXT NOT NULL,
+            "chunks" INT NOT NULL, "reason" TEXT NOT NULL, "updated_at" TEXT NOT NULL,
+            PRIMARY KEY ("store", "doc_key"))""",
         'CREATE INDEX IF NOT EXISTS steps_thread ON steps ("threadId")',
         'CREATE INDEX IF NOT EXISTS threads_user ON threads ("userIdentifier")',
     ]

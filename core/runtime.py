@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from langchain_core.embeddings import Embeddings
 
+from core.database import open_database
 from core.models import EmbeddingCache, embedding_info, make_embeddings
 from core.settings import Settings
 from core.store import KnowledgeBase
@@ -37,11 +38,13 @@ def quiet_libraries() -> None:
 
 @asynccontextmanager
 async def open_knowledge_base(settings: Settings, embeddings: Embeddings | None = None) -> AsyncIterator[KnowledgeBase]:
-    """The knowledge base for these settings, closed (and flushed) on exit."""
+    """The knowledge base for these settings (the Milvus collection and the app database that keeps its
+    document registry), closed and flushed on exit."""
     quiet_libraries()
     embeddings = EmbeddingCache(embeddings or make_embeddings(settings))
-    kb = await KnowledgeBase.open(settings, embeddings, embedding_info(settings, embeddings.inner))
-    try:
-        yield kb
-    finally:
-        await kb.close()
+    async with open_database(settings.database) as engine:
+        kb = await KnowledgeBase.open(settings, embeddings, embedding_info(settings, embeddings.inner), engine)
+        try:
+            yield kb
+        finally:
+            await kb.close()

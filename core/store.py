@@ -13,6 +13,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_milvus import Milvus
 from pymilvus import DataType, MilvusClient
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import EmbeddingMismatch, StoreUnavailable
 from core.models import EmbeddingCache, EmbeddingInfo
@@ -71,17 +72,23 @@ def _where(settings: Settings) -> str:
 class KnowledgeBase:
     """One collection: the LangChain store for reads and writes, plus admin calls."""
 
-    def __init__(self, settings: Settings, embeddings: Embeddings, info: EmbeddingInfo, store: Milvus) -> None:
+    def __init__(
+        self, settings: Settings, embeddings: Embeddings, info: EmbeddingInfo, store: Milvus, engine: AsyncEngine
+    ) -> None:
         self.settings = settings
         self.embeddings = embeddings
         self.info = info
         self.store = store
+        self.engine = engine  # the app database, where the document registry lives
         self.name = settings.collection
+        self.identity = f"{_connection_args(settings)['uri']}#{settings.collection}"
         # Milvus Lite loses rows after concurrent writes to one collection: one writer at a time.
         self.write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, settings: Settings, embeddings: Embeddings, info: EmbeddingInfo) -> KnowledgeBase:
+    async def open(
+        cls, settings: Settings, embeddings: Embeddings, info: EmbeddingInfo, engine: AsyncEngine
+    ) -> KnowledgeBase:
         """Connect, create the collection if needed, refuse a different embedding model."""
         try:
             store = await asyncio.to_thread(cls._open_sync, settings, embeddings, info)
@@ -89,7 +96,7 @@ class KnowledgeBase:
             raise
         except Exception as exc:
             raise StoreUnavailable(f"Could not open the {_where(settings)}: {exc}") from exc
-        return cls(settings, embeddings, info, store)
+        return cls(settings, embeddings, info, store, engine)
 
     @staticmethod
     def _open_sync(settings: Settings, embeddings: Embeddings, info: EmbeddingInfo) -> Milvus:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
+from collections.abc import Coroutine
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from core.access import Scope
 from core.errors import KnowledgeBaseError
@@ -29,11 +32,16 @@ async def run(paths: list[Path], collection: str | None, as_json: bool, scope: S
     def progress(result: FileResult) -> None:
         bar.update(1)
         bar.set_postfix_str(result.source[-40:])
-        if result.status == "failed" and not as_json:
-            bar.write(f"  failed: {result.source}: {result.reason}", file=sys.stderr)
+        if not as_json:  # as it happens: a line saying "indexed" means the file is safely stored
+            bar.write(result.describe(), file=sys.stdout)
+            sys.stdout.flush()
 
     async with open_knowledge_base(settings) as kb:
-        results = await Ingestor(kb).ingest(files, on_result=progress)
+        ingestor = Ingestor(kb)
+        for recovered in await ingestor.recover():
+            if not as_json:
+                print(f"after an interruption: {recovered.describe()}", flush=True)
+        results = await ingestor.ingest(files, on_result=progress)
         total = await kb.count()
     bar.close()
     if as_json:
@@ -43,14 +51,25 @@ async def run(paths: list[Path], collection: str | None, as_json: bool, scope: S
             )
         )
     else:
-        for r in results:
-            print(r.describe())
         counts = {s: sum(r.status == s for r in results) for s in ("indexed", "unchanged", "failed")}
         print(
             f"\n{counts['indexed']} indexed, {counts['unchanged']} unchanged, {counts['failed']} failed; "
             f"{total} chunks in collection '{settings.collection}'."
         )
     return 0 if all(r.status != "failed" for r in results) else 2
+
+
+async def graceful(work: Coroutine[Any, Any, int]) -> int:
+    """Run `work`; SIGTERM or Ctrl-C cancel it, so the knowledge base is flushed and closed on the way out."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        print("Stopped; everything reported indexed above is stored.", file=sys.stderr)
+        return 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Not found: {', '.join(missing)}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(run(args.paths, args.collection, args.json, args.scope, args.owner))
+        return asyncio.run(graceful(run(args.paths, args.collection, args.json, args.scope, args.owner)))
     except KnowledgeBaseError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

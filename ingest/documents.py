@@ -10,7 +10,7 @@ from typing import Any
 from core.access import Scope, Viewer, document_expr, manageable_by, visible_to
 from core.errors import IngestError
 from core.store import all_of, field_eq
-from ingest.pipeline import FileInput, FileResult, Ingestor, kept_file
+from ingest.pipeline import FileInput, FileResult, Ingestor, document_key, kept_file
 
 log = logging.getLogger(__name__)
 FIELDS = ["source", "scope", "owner", "chunk_count", "ingested_at", "doc_hash", "file_type"]
@@ -88,6 +88,7 @@ async def delete_document(ingestor: Ingestor, viewer: Viewer | None, doc: Docume
         remaining = await kb.count(expr)
     if remaining:
         raise IngestError(f"'{doc.source}' could not be deleted completely ({remaining} chunks remain); try again")
+    await ingestor.registry.forget(document_key(doc.source, doc.scope, doc.owner))
     if doc.doc_hash and not await kb.count(field_eq("doc_hash", doc.doc_hash)):
         await asyncio.to_thread(kept_file(ingestor.settings, doc.doc_hash).unlink, missing_ok=True)
     return present

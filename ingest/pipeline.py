@@ -8,7 +8,7 @@ import logging
 import shutil
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -19,9 +19,12 @@ from core.errors import IngestError, KnowledgeBaseError
 from core.settings import Settings
 from core.store import KnowledgeBase, all_of, field_eq, quote
 from ingest.chunks import ChunkSpec
+from ingest.registry import Registry, State
 from ingest.sandbox import shared_pool
 
 log = logging.getLogger(__name__)
+COMPLETED = "written in full before the interruption; completed"
+REINDEXED = "interrupted while being written; indexed again from the kept original"
 
 
 @dataclass
@@ -41,7 +44,7 @@ class FileResult:
     def describe(self) -> str:
         """One line for people."""
         if self.status == "indexed":
-            return f"{self.source}: indexed ({self.chunks} chunks)"
+            return f"{self.source}: indexed ({self.chunks} chunks)" + (f"; {self.reason}" if self.reason else "")
         if self.status == "unchanged":
             return f"{self.source}: unchanged ({self.chunks} chunks already indexed)"
         return f"{self.source}: failed: {self.reason}"
@@ -60,14 +63,15 @@ class FileInput:
 ProgressCallback = Callable[[FileResult], Awaitable[None] | None]
 
 
-def document_key(item: FileInput) -> str:
+def document_key(source: str, scope: str, owner: str) -> str:
     """What identifies a document: a team document by its name, a private one by name and owner."""
-    return f"team\0{item.source}" if item.scope == "team" else f"private\0{item.owner}\0{item.source}"
+    return f"team\0{source}" if scope == "team" else f"private\0{owner}\0{source}"
 
 
 def chunk_id(item: FileInput, version: str, index: int) -> str:
     """Deterministic id: the same file under the same name and settings always gives the same ids."""
-    return hashlib.sha256(f"{document_key(item)}\0{version}\0{index}".encode()).hexdigest()[:32]
+    key = document_key(item.source, item.scope, item.owner)
+    return hashlib.sha256(f"{key}\0{version}\0{index}".encode()).hexdigest()[:32]
 
 
 def kept_file(settings: Settings, doc_hash: str) -> Path:
@@ -86,11 +90,12 @@ class Ingestor:
             self.settings.max_parallel_files, self.settings.parse_timeout_s, self.settings.parse_memory_mb
         )
         self._embed_slots = asyncio.Semaphore(self.settings.max_parallel_embeds)
+        self.registry = Registry(kb.engine, kb.identity)
 
     async def ingest(
         self, files: list[FileInput], on_result: ProgressCallback | None = None, viewer: Viewer | None = None
     ) -> list[FileResult]:
-        """Ingest every file; one failure never stops the others. Flushes once at the end.
+        """Ingest every file; one failure never stops the others. A file reported `indexed` is flushed.
 
         `viewer` is who uploads (None: the operator at the command line, who may replace anything).
         """
@@ -103,29 +108,36 @@ class Ingestor:
                     await maybe
             return result
 
-        results = await asyncio.gather(*(one(f) for f in files))
-        if any(r.status == "indexed" for r in results):
-            await self.kb.flush()
-        return list(results)
+        return list(await asyncio.gather(*(one(f) for f in files)))
 
     async def _ingest_one(self, item: FileInput, viewer: Viewer | None) -> FileResult:
         started = time.perf_counter()
         try:
             await self._check_may_replace(item, viewer)
             chunks, doc_hash = await self._prepare(item)
+            # Kept before writing: after a crash, recovery re-indexes from this copy.
+            await asyncio.to_thread(self._keep, item.path, doc_hash)
             try:
                 status = await self._write(item, viewer, chunks)
             finally:
                 self.kb.discard(chunks)
-            await asyncio.to_thread(self._keep, item.path, doc_hash)
             result = FileResult(item.source, status, len(chunks), doc_hash=doc_hash)
         except KnowledgeBaseError as exc:
             result = FileResult(item.source, "failed", reason=str(exc))
         except Exception as exc:  # a bug or an outage: report it for this file, keep going
             log.exception("ingest of %s failed", item.source)
             result = FileResult(item.source, "failed", reason=f"unexpected error ({type(exc).__name__}: {exc})")
+        if result.status == "failed":
+            await self._record_failure(item, result.reason)
         result.seconds = round(time.perf_counter() - started, 3)
         return result
+
+    async def _record_failure(self, item: FileInput, reason: str) -> None:
+        key = document_key(item.source, item.scope, item.owner)
+        try:
+            await self.registry.mark(key, item.source, item.scope, item.owner, "", "", "failed", reason=reason)
+        except Exception:  # the file already failed; the registry row is only a record of it
+            log.exception("could not record the failure of %s", item.source)
 
     async def _prepare(self, item: FileInput) -> tuple[list[Document], str]:
         limit = int(self.settings.max_file_mb * 1024 * 1024)
@@ -184,12 +196,20 @@ class Ingestor:
                     await self.kb.prepare(chunks)
             except Exception as exc:
                 raise IngestError(f"the chunks could not be embedded ({type(exc).__name__}: {exc})") from exc
+        key = document_key(item.source, item.scope, item.owner)
+        doc_hash = str(chunks[0].metadata["doc_hash"])
+
+        async def mark(state: State) -> None:
+            await self.registry.mark(key, item.source, item.scope, item.owner, doc_hash, version, state, len(chunks))
+
         async with self.kb.write_lock:
             await self._check_may_replace(item, viewer)  # again, now that no one else can write
             present = await self.kb.count(this_version)
             if present == len(chunks):
                 await self.kb.delete(older_versions)
+                await mark("indexed")
                 return "unchanged"
+            await mark("pending")  # from here until "indexed", a crash leaves a row that recovery settles
             if present:  # an earlier run stopped half-way: start this version afresh
                 await self.kb.delete(this_version)
             try:
@@ -199,7 +219,40 @@ class Ingestor:
                 raise IngestError(f"the chunks could not be embedded or stored ({type(exc).__name__}: {exc})") from exc
             # The new version is complete: only now drop what it replaces.
             await self.kb.delete(older_versions)
+            await self.kb.flush()  # durable before anyone is told "indexed"
+            await mark("indexed")
         return "indexed"
+
+    async def recover(self) -> list[FileResult]:
+        """Settle documents a crash left `pending`: finish complete ones, re-index the rest from the kept
+        original (or report them failed), so nothing is half-written and nothing is duplicated."""
+        results: list[FileResult] = []
+        for entry in await self.registry.entries("pending"):
+            document = document_expr(entry.source, "private" if entry.scope == "private" else "team", entry.owner)
+            this_version = all_of(document, field_eq("version", entry.version))
+            assert this_version is not None
+            async with self.kb.write_lock:
+                present = await self.kb.count(this_version)
+                if entry.chunks and present == entry.chunks:  # written in full; the crash came just after
+                    await self.kb.delete(all_of(document, f"version != {quote(entry.version)}") or "")
+                    await self.kb.flush()
+                    await self.registry.settle(entry, "indexed")
+                    done = FileResult(entry.source, "indexed", entry.chunks, COMPLETED, doc_hash=entry.doc_hash)
+                    results.append(done)
+                    continue
+                if present:
+                    await self.kb.delete(this_version)
+                    await self.kb.flush()
+            original = kept_file(self.settings, entry.doc_hash)
+            kept: bool = await asyncio.to_thread(original.exists)
+            if entry.doc_hash and kept:
+                item = FileInput(original, entry.source, "private" if entry.scope == "private" else "team", entry.owner)
+                results += [replace(r, reason=r.reason or REINDEXED) for r in await self.ingest([item])]
+            else:
+                reason = "indexing was interrupted and the file was not kept; upload it again"
+                await self.registry.settle(entry, "failed", reason)
+                results.append(FileResult(entry.source, "failed", reason=reason))
+        return results
 
     def _keep(self, path: Path, doc_hash: str) -> None:
         """Keep the original, so citations can open it and the document can be re-indexed."""

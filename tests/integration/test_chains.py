@@ -149,7 +149,7 @@ async def test_evaluate_reports_pipeline_and_baseline(filled: KnowledgeBase, tmp
 async def test_a_different_embedding_model_is_refused(filled: KnowledgeBase, embeddings: Embeddings) -> None:
     other = load_settings(milvus_uri=filled.settings.milvus_uri, collection=filled.settings.collection)
     with pytest.raises(EmbeddingMismatch) as err:
-        await KnowledgeBase.open(other, embeddings, EmbeddingInfo("openai:text-embedding-3-small", 1536))
+        await KnowledgeBase.open(other, embeddings, EmbeddingInfo("openai:text-embedding-3-small", 1536), filled.engine)
     assert "RAG_COLLECTION" in str(err.value) and "local:all-MiniLM-L6-v2" in str(err.value)
 
 
