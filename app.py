@@ -342,6 +342,11 @@ async def ingest_files(res: Resources, elements: list[Any]) -> None:
     viewer = await current_viewer(res)
     scope = upload_scope(cl.context.session.chat_settings)
     files = [FileInput(Path(e.path), e.name, scope, viewer.identifier) for e in elements if getattr(e, "path", None)]
+    limit = get_settings().max_files_per_message
+    if len(files) > limit:  # the browser enforces Chainlit's max_files, a script does not have to
+        skipped = ", ".join(f.source for f in files[limit:])
+        await cl.ErrorMessage(content=f"Only {limit} files per message are indexed; not indexed: {skipped}").send()
+        files = files[:limit]
     if not files:
         return
     line_of: dict[str, int] = {}

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     chunk_size: int = Field(1000, ge=100, le=8000)
     chunk_overlap: int = Field(150, ge=0)
     max_file_mb: float = Field(50.0, gt=0, le=1024)
+    max_files_per_message: int = Field(20, ge=1, le=1000)
     max_chunks_per_file: int = Field(10_000, ge=1, le=1_000_000)
     parse_timeout_s: float = Field(120.0, gt=0, le=3600)
     parse_memory_mb: int = Field(2048, ge=256, le=65_536)

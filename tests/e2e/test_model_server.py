@@ -19,14 +19,18 @@ def model() -> ScriptedModel:
     return ScriptedModel(token_delay=0.05, answer_repeats=12)  # ~20 tokens/s, ~200 tokens
 
 
+CANARY = "sk-canary-must-never-be-logged-1234567890"
+
+
 @pytest.fixture(scope="module")
-def model_server(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Iterator[str]:
-    with (
-        serve(model) as base_url,
-        chainlit_server(
-            tmp_path_factory.mktemp("llm-server"), OPENAI_BASE_URL=base_url, RAG_CHAT_MODEL="local-test"
-        ) as url,
-    ):
+def server_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("llm-server")
+
+
+@pytest.fixture(scope="module")
+def model_server(server_data: Path, model: ScriptedModel) -> Iterator[str]:
+    env = {"OPENAI_BASE_URL": "", "RAG_CHAT_MODEL": "local-test", "OPENAI_API_KEY": CANARY, "RAG_REQUEST_TIMEOUT": "3"}
+    with serve(model) as base_url, chainlit_server(server_data, **(env | {"OPENAI_BASE_URL": base_url})) as url:
         yield url
 
 
@@ -57,3 +61,22 @@ async def test_generated_answer_streams_and_stop_cancels_it(
     answer = await chat.wait_answers(1, marker="Service is every 1200 hours")
     assert "turbine-manual.pdf" in answer.lower()
     assert model.requests[-1]["stream"] is True
+
+
+async def test_a_failing_model_server_gives_a_plain_answer_and_no_secret_reaches_the_log(
+    model_server: str, model: ScriptedModel, server_data: Path, browser: Any, tmp_path: Path
+) -> None:
+    good = make_good_set(tmp_path / "docs")
+    chat = await Chat.open(browser, model_server)
+    await chat.send(files=[good["pdf"]])
+    await chat.page.get_by_text("turbine-manual.pdf:").first.wait_for(timeout=120_000)
+    model.always, model.answer_repeats = "500", 1
+    try:
+        answer = await chat.ask("Who handles warranty claims for the turbine?")
+    finally:
+        model.always = None
+    assert answer.startswith("The model server returned an error (HTTP 500).")
+    assert "Orion support desk" in answer and "turbine-manual.pdf" in answer.lower()
+    assert "Traceback" not in answer
+    # The key was sent to the model server (it is how it authenticates) but never written to the log.
+    assert model.requests and CANARY not in (server_data / "server.log").read_text()

@@ -6,14 +6,23 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
+import httpx
+
 from tests.servers import app_env, chainlit_server, free_port, start_app
 
 
-def test_app_serves_on_embedded_defaults(tmp_path: Path) -> None:
-    with chainlit_server(tmp_path) as url, urllib.request.urlopen(url, timeout=10) as resp:
-        assert resp.status == 200
-        assert "<html" in resp.read().decode().lower()
+def test_app_serves_on_embedded_defaults_with_restrictive_cors(tmp_path: Path) -> None:
+    with chainlit_server(tmp_path) as url:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert resp.status == 200
+            assert "<html" in resp.read().decode().lower()
         assert (tmp_path / "kb.db").exists()  # the knowledge base was opened at start-up
+        # The shipped config allows only the local origin: another site's page cannot call the API.
+        with httpx.Client(base_url=url) as web:
+            evil = web.get("/project/settings", headers={"Origin": "https://evil.example"})
+            assert "access-control-allow-origin" not in evil.headers
+            local = web.get("/project/settings", headers={"Origin": "http://localhost:8000"})
+            assert local.headers.get("access-control-allow-origin") == "http://localhost:8000"
 
 
 def test_app_refuses_invalid_settings_with_a_plain_message(tmp_path: Path) -> None:

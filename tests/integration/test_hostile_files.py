@@ -18,6 +18,7 @@ async def test_hostile_files_fail_alone_with_plain_reasons(kb: KnowledgeBase, tm
     files = [FileInput(p, p.name) for p in hostile.values()] + [FileInput(good["md"], "release.md")]
     files.append(FileInput(good["md"], "release.md"))  # the same file twice in one upload
     results = await Ingestor(kb).ingest(files)
+    print("\nhostile files:\n" + "\n".join(f"{r.seconds:7.2f} s  {r.describe()}" for r in results))
     by_name = {}
     for r in results:
         by_name.setdefault(r.source, []).append(r)
