@@ -229,16 +229,21 @@ class RagChain:
             started = time.perf_counter()
             store = self.kb.store
             if options.mode == "mmr" and not openings:
-                docs = await store.amax_marginal_relevance_search(
-                    query,
-                    k=options.fetch_k,
-                    fetch_k=max(options.fetch_k * 2, 20),
-                    lambda_mult=options.mmr_lambda,
-                    expr=expr,
+                docs = await self.kb.guarded(
+                    lambda: store.amax_marginal_relevance_search(
+                        query,
+                        k=options.fetch_k,
+                        fetch_k=max(options.fetch_k * 2, 20),
+                        lambda_mult=options.mmr_lambda,
+                        expr=expr,
+                    )
                 )
                 pairs: list[tuple[Any, float | None]] = [(d, None) for d in docs]
             else:
-                pairs = list(await store.asimilarity_search_with_score(query, k=options.fetch_k, expr=expr))
+                found = await self.kb.guarded(
+                    lambda: store.asimilarity_search_with_score(query, k=options.fetch_k, expr=expr)
+                )
+                pairs = list(found)
         hits = [Hit(str(d.metadata.get("pk")), d, s) for d, s in pairs]
         summary = [
             {

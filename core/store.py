@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_milvus import Milvus
-from pymilvus import DataType, MilvusClient
+from pymilvus import DataType, MilvusClient, MilvusException
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import EmbeddingMismatch, StoreUnavailable
@@ -20,6 +22,8 @@ from core.models import EmbeddingCache, EmbeddingInfo
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRY_DELAYS = (0.2, 0.4, 0.8, 1.6, None)
 
 PK, TEXT, VECTOR = "pk", "text", "vector"
 METRIC = "COSINE"  # similarity: higher is better
@@ -84,6 +88,7 @@ class KnowledgeBase:
         self.identity = f"{_connection_args(settings)['uri']}#{settings.collection}"
         # Milvus Lite loses rows after concurrent writes to one collection: one writer at a time.
         self.write_lock = asyncio.Lock()
+        self._healing = asyncio.Lock()
 
     @classmethod
     async def open(
@@ -143,13 +148,43 @@ class KnowledgeBase:
             if self.store._async_milvus_client is not None:
                 await self.store.aclient.close()
 
+    async def guarded(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one Milvus call; an outage becomes StoreUnavailable, and the app recovers without a restart.
+
+        After a failure, callers retry one at a time: concurrent reconnects would tear down each other's
+        channel. A server that restarted has its collection released: it is loaded again.
+        """
+        try:
+            return await call()
+        except MilvusException as exc:
+            failure = exc
+        async with self._healing:
+            for delay in RETRY_DELAYS:
+                if "released" in str(failure) or "not loaded" in str(failure):
+                    with contextlib.suppress(MilvusException):
+                        await self.store.aclient.load_collection(self.name)
+                try:
+                    return await call()
+                except MilvusException as exc:
+                    failure = exc
+                if delay is None:
+                    break
+                await asyncio.sleep(delay)
+        log.warning("Milvus call failed: %s", failure)
+        raise StoreUnavailable(
+            f"The knowledge base ({_where(self.settings)}) is not reachable right now, so nothing can be "
+            "searched or stored. It recovers by itself once the database is back; please try again shortly."
+        ) from failure
+
     async def flush(self) -> None:
         """Seal new rows so searches use the index instead of a slow scan."""
-        await asyncio.to_thread(self.store.client.flush, self.name)
+        await self.guarded(lambda: asyncio.to_thread(self.store.client.flush, self.name))
 
     async def count(self, expr: str | None = None) -> int:
         """Number of chunks matching `expr` (all chunks when None)."""
-        res = await self.store.aclient.query(self.name, filter=expr or "", output_fields=["count(*)"])
+        res = await self.guarded(
+            lambda: self.store.aclient.query(self.name, filter=expr or "", output_fields=["count(*)"])
+        )
         return int(res[0]["count(*)"]) if res else 0
 
     async def summary(self, expr: str | None = None) -> tuple[int, int]:
@@ -158,11 +193,14 @@ class KnowledgeBase:
 
     async def query(self, expr: str, fields: list[str], limit: int = 16_384) -> list[dict[str, Any]]:
         """Rows matching `expr`, with the given fields (dynamic metadata included)."""
-        return list(await self.store.aclient.query(self.name, filter=expr, output_fields=fields, limit=limit))
+        rows = await self.guarded(
+            lambda: self.store.aclient.query(self.name, filter=expr, output_fields=fields, limit=limit)
+        )
+        return list(rows)
 
     async def delete(self, expr: str) -> int:
         """Delete the chunks matching `expr`; returns how many were deleted."""
-        res = await self.store.aclient.delete(self.name, filter=expr)
+        res = await self.guarded(lambda: self.store.aclient.delete(self.name, filter=expr))
         if isinstance(res, dict):
             return int(res.get("delete_count", 0))
         return len(res)
@@ -181,7 +219,8 @@ class KnowledgeBase:
         """Write chunks through LangChain's `aadd_documents` in batches (callers hold `write_lock`)."""
         size = self.settings.embed_batch_size
         for start in range(0, len(documents), size):
-            await self.store.aadd_documents(documents[start : start + size], ids=ids[start : start + size])
+            batch, batch_ids = documents[start : start + size], ids[start : start + size]
+            await self.guarded(functools.partial(self.store.aadd_documents, batch, ids=batch_ids))
 
 
 def _check_embedding(client: MilvusClient, name: str, info: EmbeddingInfo) -> None:

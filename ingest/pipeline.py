@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import shutil
 import time
@@ -64,8 +65,11 @@ ProgressCallback = Callable[[FileResult], Awaitable[None] | None]
 
 
 def document_key(source: str, scope: str, owner: str) -> str:
-    """What identifies a document: a team document by its name, a private one by name and owner."""
-    return f"team\0{source}" if scope == "team" else f"private\0{owner}\0{source}"
+    """What identifies a document: a team document by its name, a private one by name and owner.
+
+    JSON, so the parts cannot run into each other and no NUL byte reaches PostgreSQL.
+    """
+    return json.dumps(["team", source] if scope == "team" else ["private", owner, source], ensure_ascii=False)
 
 
 def chunk_id(item: FileInput, version: str, index: int) -> str:
@@ -77,6 +81,10 @@ def chunk_id(item: FileInput, version: str, index: int) -> str:
 def kept_file(settings: Settings, doc_hash: str) -> Path:
     """Where the original of an indexed file is kept, by the hash of its content."""
     return Path(settings.files_dir) / doc_hash
+
+
+class UnsettledWrite(IngestError):
+    """A write failed and its partial chunks could not be removed yet; recovery will."""
 
 
 class Ingestor:
@@ -91,6 +99,7 @@ class Ingestor:
         )
         self._embed_slots = asyncio.Semaphore(self.settings.max_parallel_embeds)
         self.registry = Registry(kb.engine, kb.identity)
+        self._unsettled = False
 
     async def ingest(
         self, files: list[FileInput], on_result: ProgressCallback | None = None, viewer: Viewer | None = None
@@ -108,10 +117,17 @@ class Ingestor:
                     await maybe
             return result
 
+        if self._unsettled:  # an earlier write could not be rolled back: settle it first
+            self._unsettled = False
+            try:
+                await self.recover()
+            except KnowledgeBaseError:
+                self._unsettled = True
         return list(await asyncio.gather(*(one(f) for f in files)))
 
     async def _ingest_one(self, item: FileInput, viewer: Viewer | None) -> FileResult:
         started = time.perf_counter()
+        unsettled = False
         try:
             await self._check_may_replace(item, viewer)
             chunks, doc_hash = await self._prepare(item)
@@ -123,11 +139,12 @@ class Ingestor:
                 self.kb.discard(chunks)
             result = FileResult(item.source, status, len(chunks), doc_hash=doc_hash)
         except KnowledgeBaseError as exc:
+            unsettled = isinstance(exc, UnsettledWrite)
             result = FileResult(item.source, "failed", reason=str(exc))
         except Exception as exc:  # a bug or an outage: report it for this file, keep going
             log.exception("ingest of %s failed", item.source)
             result = FileResult(item.source, "failed", reason=f"unexpected error ({type(exc).__name__}: {exc})")
-        if result.status == "failed":
+        if result.status == "failed" and not unsettled:
             await self._record_failure(item, result.reason)
         result.seconds = round(time.perf_counter() - started, 3)
         return result
@@ -215,8 +232,13 @@ class Ingestor:
             try:
                 await self.kb.add(chunks, ids)
             except Exception as exc:
-                await self._rollback(this_version)
-                raise IngestError(f"the chunks could not be embedded or stored ({type(exc).__name__}: {exc})") from exc
+                reason = str(exc) if isinstance(exc, KnowledgeBaseError) else f"{type(exc).__name__}: {exc}"
+                if await self._rollback(this_version):
+                    raise IngestError(f"the chunks could not be stored ({reason})") from exc
+                # Not even the partial chunks could be removed: the row stays pending for recovery.
+                self._unsettled = True
+                later = "what was written is removed automatically once the knowledge base is reachable"
+                raise UnsettledWrite(f"the chunks could not be stored ({reason}); {later}") from exc
             # The new version is complete: only now drop what it replaces.
             await self.kb.delete(older_versions)
             await self.kb.flush()  # durable before anyone is told "indexed"
@@ -264,11 +286,13 @@ class Ingestor:
         shutil.copyfile(path, partial)
         partial.replace(target)
 
-    async def _rollback(self, expr: str) -> None:
+    async def _rollback(self, expr: str) -> bool:
         try:
             await self.kb.delete(expr)
+            return True
         except Exception:
             log.exception("could not remove the partial chunks of a failed file")
+            return False
 
 
 def collect_files(paths: list[Path]) -> list[FileInput]:

@@ -63,7 +63,7 @@ class Registry:
         chunks: int = 0,
         reason: str = "",
     ) -> None:
-        row = {
+        row: dict[str, object] = {
             "store": self.store,
             "doc_key": doc_key,
             "source": source,
@@ -76,6 +76,7 @@ class Registry:
             "reason": reason[:500],
             "updated_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
+        row = {k: v.replace("\0", "") if isinstance(v, str) else v for k, v in row.items()}  # PostgreSQL text
         async with self.engine.begin() as conn:
             await conn.execute(text(UPSERT), row)
 

@@ -122,3 +122,51 @@ def add_users(database_url: str, users: list[tuple[str, str, str]]) -> None:
                 await store.add(name, password, role)  # type: ignore[arg-type]
 
     run_sync(add)
+
+
+# `milvus-lite server` stops cleanly only on SIGINT, which a background process may ignore: map SIGTERM to it.
+_MILVUS_LITE = (
+    "import signal, sys\n"
+    "signal.signal(signal.SIGTERM, signal.default_int_handler)\n"
+    "from milvus_lite.cmdline import main\n"
+    "sys.argv = ['milvus-lite', *sys.argv[1:]]\n"
+    "sys.exit(main())\n"
+)
+
+
+class MilvusLiteServer:
+    """Milvus Lite's engine as a separate gRPC server process, which the tests stop and start again."""
+
+    def __init__(self, data: Path) -> None:
+        self.data, self.port = data, free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-c", _MILVUS_LITE, "server", "--data-dir", str(self.data)]
+        cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("milvus-lite server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=60)
+            self.proc = None
+
+
+@contextmanager
+def milvus_lite_server(data: Path) -> Iterator[MilvusLiteServer]:
+    server = MilvusLiteServer(data)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
