@@ -49,8 +49,8 @@ def start_app(port: int, env: dict[str, str], **popen: object) -> subprocess.Pop
 
 
 @contextmanager
-def chainlit_server(data: Path, **env_extra: str) -> Iterator[str]:
-    """The app on a free port with its own knowledge base in `data`; yields its URL once it answers."""
+def chainlit_process(data: Path, **env_extra: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The app on a free port with its own knowledge base in `data`; yields its URL and process once it answers."""
     port = free_port()
     with open(data / "server.log", "w") as log:
         proc = start_app(port, app_env(data, **env_extra), stdout=log, stderr=subprocess.STDOUT)
@@ -65,10 +65,17 @@ def chainlit_server(data: Path, **env_extra: str) -> Iterator[str]:
                     break
                 except OSError:
                     time.sleep(0.5)
-            yield url
+            yield url, proc
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+@contextmanager
+def chainlit_server(data: Path, **env_extra: str) -> Iterator[str]:
+    """The app on a free port with its own knowledge base in `data`; yields its URL once it answers."""
+    with chainlit_process(data, **env_extra) as (url, _):
+        yield url
 
 
 @contextmanager
