@@ -150,9 +150,13 @@ class Ingestor:
         return result
 
     async def _record_failure(self, item: FileInput, reason: str) -> None:
+        """Record a failed new document; an indexed one keeps its row (its last version is still there), and
+        a pending one keeps it for recovery."""
         key = document_key(item.source, item.scope, item.owner)
         try:
-            await self.registry.mark(key, item.source, item.scope, item.owner, "", "", "failed", reason=reason)
+            existing = await self.registry.get(key)
+            if existing is None or existing.state == "failed":
+                await self.registry.mark(key, item.source, item.scope, item.owner, "", "", "failed", reason=reason)
         except Exception:  # the file already failed; the registry row is only a record of it
             log.exception("could not record the failure of %s", item.source)
 

@@ -87,6 +87,12 @@ class Registry:
             entry.chunks, reason,
         )  # fmt: skip
 
+    async def get(self, doc_key: str) -> Entry | None:
+        query = f'SELECT {COLUMNS} FROM kb_documents WHERE "store" = :store AND "doc_key" = :key'
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(text(query), {"store": self.store, "key": doc_key})).first()
+        return Entry(*row) if row else None
+
     async def entries(self, state: State | None = None) -> list[Entry]:
         query = f'SELECT {COLUMNS} FROM kb_documents WHERE "store" = :store'
         params = {"store": self.store}

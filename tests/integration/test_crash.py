@@ -18,7 +18,7 @@ from langchain_core.embeddings import Embeddings
 from core.runtime import open_knowledge_base
 from core.settings import Settings, load_settings
 from core.store import KnowledgeBase, field_eq, field_in
-from ingest import Ingestor, collect_files
+from ingest import FileInput, Ingestor, collect_files
 from ingest.pipeline import COMPLETED, REINDEXED
 from tests.servers import ROOT, app_env
 
@@ -134,6 +134,11 @@ async def test_recovery_settles_half_written_and_fully_written_pending_documents
     await ingestor.registry.settle(half, "pending")
     rows = await kb.query(field_eq("source", half.source), ["pk", "chunk"])
     await kb.delete(field_in("pk", [r["pk"] for r in rows if r["chunk"] % 2]))
+    # A later upload of the same name that fails must not erase what recovery needs to know.
+    broken = tmp_path / "broken.md"
+    broken.write_bytes(bytes(range(256)) * 8)
+    [failed] = await ingestor.ingest([FileInput(broken, half.source)])
+    assert failed.status == "failed" and (await ingestor.registry.get(half.doc_key)).state == "pending"  # type: ignore[union-attr]
     # A crash after the write but before the registry said so.
     await ingestor.registry.settle(whole, "pending")
     recovered = {r.source: r for r in await ingestor.recover()}
