@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -12,8 +11,8 @@ from chains.evaluate import evaluate, format_report, load_dataset
 from chains.feedback import feedback_cases
 from chains.pipeline import RagChain
 from core.access import TEAM_ONLY, Viewer
+from core.cli import run_plainly
 from core.database import open_database
-from core.errors import KnowledgeBaseError
 from core.models import make_chat_model
 from core.runtime import open_knowledge_base
 from core.settings import Settings, load_settings
@@ -86,16 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     p_fb.add_argument("out", type=Path)
     p_fb.add_argument("--include-positive", action="store_true", help="thumbs-up answers too, as regression cases")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "feedback":
-            return asyncio.run(export_feedback(load_settings(), args.out, args.include_positive))
-        settings = load_settings(**({"collection": args.collection} if args.collection else {}))
-        if args.command == "ask":
-            return asyncio.run(ask(settings, args.question, args.json, args.as_user))
-        return asyncio.run(run_eval(settings, args.dataset, args.k, args.json))
-    except KnowledgeBaseError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+    return run_plainly(lambda: command(args))
+
+
+async def command(args: argparse.Namespace) -> int:
+    """The chosen subcommand (settings are read here, so their errors are reported plainly too)."""
+    if args.command == "feedback":
+        return await export_feedback(load_settings(), args.out, args.include_positive)
+    settings = load_settings(**({"collection": args.collection} if args.collection else {}))
+    if args.command == "ask":
+        return await ask(settings, args.question, args.json, args.as_user)
+    return await run_eval(settings, args.dataset, args.k, args.json)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import json
 import sys
 
+from core.cli import run_plainly
 from core.database import describe, open_database
-from core.errors import KnowledgeBaseError
 from core.settings import load_settings
 from core.users import UserError, UserStore
 
@@ -76,11 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in (p_add, p_reset):
         p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     args = parser.parse_args(argv)
-    try:
-        return asyncio.run(run(args))
-    except KnowledgeBaseError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+    return run_plainly(lambda: run(args))
 
 
 if __name__ == "__main__":

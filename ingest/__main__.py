@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.access import Scope
-from core.errors import KnowledgeBaseError
+from core.cli import run_plainly
 from core.runtime import open_knowledge_base
 from core.settings import load_settings
 from ingest.pipeline import FileResult, Ingestor, collect_files
@@ -88,11 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"Not found: {', '.join(missing)}", file=sys.stderr)
         return 1
-    try:
-        return asyncio.run(graceful(run(args.paths, args.collection, args.json, args.scope, args.owner)))
-    except KnowledgeBaseError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+    return run_plainly(lambda: graceful(run(args.paths, args.collection, args.json, args.scope, args.owner)))
 
 
 if __name__ == "__main__":

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 
 from core.access import Viewer
+from core.cli import run_plainly
 from core.errors import KnowledgeBaseError
 from core.runtime import open_knowledge_base
 from core.settings import Settings, load_settings
@@ -84,11 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.action == "reindex" and not (args.all or args.name):
         parser.error("name a document, or use --all")
-    try:
-        return asyncio.run(run(args))
-    except KnowledgeBaseError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+    return run_plainly(lambda: run(args))
 
 
 if __name__ == "__main__":

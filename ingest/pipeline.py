@@ -254,7 +254,8 @@ class Ingestor:
         original (or report them failed), so nothing is half-written and nothing is duplicated."""
         results: list[FileResult] = []
         for entry in await self.registry.entries("pending"):
-            document = document_expr(entry.source, "private" if entry.scope == "private" else "team", entry.owner)
+            scope: Scope = "private" if entry.scope == "private" else "team"
+            document = document_expr(entry.source, scope, entry.owner)
             this_version = all_of(document, field_eq("version", entry.version))
             assert this_version is not None
             async with self.kb.write_lock:
@@ -272,7 +273,7 @@ class Ingestor:
             original = kept_file(self.settings, entry.doc_hash)
             kept: bool = await asyncio.to_thread(original.exists)
             if entry.doc_hash and kept:
-                item = FileInput(original, entry.source, "private" if entry.scope == "private" else "team", entry.owner)
+                item = FileInput(original, entry.source, scope, entry.owner)
                 results += [replace(r, reason=r.reason or REINDEXED) for r in await self.ingest([item])]
             else:
                 reason = "indexing was interrupted and the file was not kept; upload it again"
