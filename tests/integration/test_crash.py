@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -178,3 +180,99 @@ def test_sigterm_stops_the_ingest_gracefully(tmp_path: Path, embeddings: Embeddi
             assert found["duplicates"] == 0 and found["incomplete"] == 0
 
     asyncio.run(check())
+
+
+# --- the app itself, killed while a chat upload is being indexed ------------------------------------
+APP_TRIALS = int(os.environ.get("APP_CRASH_TRIALS", "3"))
+APP_FILES = 20  # the default per-message limit
+
+
+async def upload_and_kill(
+    url: str, proc: subprocess.Popen[str], files: list[Path], kill_after: int, delay: float
+) -> list[tuple[str, int]]:
+    """Upload `files` in one chat message, SIGKILL the app once `kill_after` were reported indexed (plus
+    `delay` seconds, to land between files or mid-write); return the files reported indexed."""
+    from tests.load.client import ChatClient
+
+    client = ChatClient(url)
+    await client.connect()
+    refs = [await client.upload(path) for path in files]
+    await client.send("", refs)
+    reported: dict[str, int] = {}
+    deadline = time.monotonic() + 300
+    while len(reported) < kill_after and time.monotonic() < deadline:
+        event, data = await asyncio.wait_for(client.events.get(), 300)
+        if event in ("update_message", "new_message") and isinstance(data, dict) and data.get("name") == "Ingest":
+            for line in str(data.get("output") or "").splitlines():
+                if ": indexed (" in line:
+                    name, _, rest = line.partition(": indexed (")
+                    reported[name.strip()] = int(rest.split()[0])
+    await asyncio.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(proc.wait)
+    with contextlib.suppress(Exception):
+        await client.close()
+    return list(reported.items())
+
+
+async def reupload(url: str, files: list[Path]) -> str:
+    from tests.load.client import ChatClient
+
+    client = ChatClient(url)
+    await client.connect()
+    refs = [await client.upload(path) for path in files]
+    reply = await client.ask("", refs)
+    await client.close()
+    return reply.text
+
+
+def test_sigkill_of_the_app_during_a_chat_upload_loses_nothing_reported(tmp_path: Path, embeddings: Embeddings) -> None:
+    """SIGKILL `chainlit run app.py` mid-upload; the next start recovers by itself, with nothing lost or doubled."""
+    from tests.servers import chainlit_process
+
+    corpus = tmp_path / "corpus"
+    make_corpus(corpus)
+    files = sorted(corpus.iterdir())[:APP_FILES]
+    rng = random.Random(11)
+    figures = {"trials": 0, "reported_indexed": 0, "lost": 0, "duplicates": 0, "incomplete": 0, "pending_left": 0}
+    figures |= {"pending_at_kill": 0, "settled_at_restart": 0}
+    for trial in range(APP_TRIALS):
+        data = tmp_path / f"app-trial-{trial}"
+        data.mkdir()
+        with chainlit_process(data) as (url, proc):
+            kill_after, delay = rng.randint(2, APP_FILES - 2), rng.random() * 0.8  # a file takes ~0.4 s here
+            reported = asyncio.run(upload_and_kill(url, proc, files, kill_after, delay))
+        with contextlib.closing(sqlite3.connect(data / "app.db")) as db:  # what the kill left behind
+            figures["pending_at_kill"] += db.execute(
+                "SELECT count(*) FROM kb_documents WHERE state = 'pending'"
+            ).fetchone()[0]
+        # The next start settles what the kill interrupted, before it serves anyone.
+        with chainlit_process(data) as (url, _):
+            if trial == APP_TRIALS - 1:  # and the same upload again completes the set, each file once
+                text = asyncio.run(reupload(url, files))
+                assert text.count(": indexed (") + text.count(": unchanged (") == len(files), text
+        log = (data / "server.log").read_text(errors="replace")
+        assert "Traceback" not in log, log
+        figures["settled_at_restart"] += log.count("after an interruption:")
+        env = app_env(data)
+        settings = load_settings(
+            milvus_uri=env["RAG_MILVUS_URI"], files_dir=env["RAG_FILES_DIR"], database_url=env["RAG_DATABASE_URL"]
+        )
+
+        async def check(reported: list[tuple[str, int]] = reported, settings: Settings = settings) -> None:
+            async with open_knowledge_base(settings, embeddings) as kb:
+                for name, chunks in reported:
+                    if await kb.count(field_eq("source", name)) != chunks:
+                        figures["lost"] += 1
+                found = await audit(kb)
+                figures["duplicates"] += found["duplicates"]
+                figures["incomplete"] += found["incomplete"]
+                figures["pending_left"] += len(await Ingestor(kb).registry.entries("pending"))
+
+        asyncio.run(check())
+        figures["trials"] += 1
+        figures["reported_indexed"] += len(reported)
+    print("\napp crash trials:", json.dumps(figures))
+    Path(os.environ.get("APP_CRASH_REPORT", "app-crash-report.json")).write_text(json.dumps(figures, indent=2))
+    assert figures["lost"] == 0 and figures["duplicates"] == 0 and figures["incomplete"] == 0
+    assert figures["pending_left"] == 0 and figures["reported_indexed"] >= APP_TRIALS * 2

@@ -62,6 +62,11 @@ class ChatClient:
 
     async def ask(self, text: str, file_ids: list[dict[str, str]] | None = None, wait_s: float = 300) -> Reply:
         """Send a message (with uploaded files) and wait until the server's task ends."""
+        started = await self.send(text, file_ids)
+        return await self._collect(started, wait_s)
+
+    async def send(self, text: str, file_ids: list[dict[str, str]] | None = None) -> float:
+        """Send a message without waiting; what the server sends back arrives in `events`."""
         while not self.events.empty():
             self.events.get_nowait()
         message = {
@@ -74,7 +79,7 @@ class ChatClient:
         }
         started = time.monotonic()
         await self.sio.emit("client_message", {"message": message, "fileReferences": file_ids or []})
-        return await self._collect(started, wait_s)
+        return started
 
     async def upload(self, path: Path) -> dict[str, str]:
         """Upload a file for the next message, as the paperclip does."""

@@ -158,6 +158,9 @@ def soak(users: int, seconds: float, data: Path) -> dict[str, Any]:
         "rss_mb_first_quarter": round(statistics.median(rss[:quarter]), 1) if rss else 0,
         "rss_mb_last_quarter": round(statistics.median(rss[-quarter:]), 1) if rss else 0,
         "rss_mb_max": max(rss) if rss else 0,
+        # One sample a minute (the sampler runs every 2 s): growth that flattens is warm-up and data,
+        # growth that keeps its slope is a leak.
+        "rss_mb_each_minute": rss[::30],
     }
 
 
