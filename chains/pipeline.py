@@ -175,7 +175,6 @@ class RagChain:
         self.kb = kb
         self.chat_model = chat_model
         self.settings = settings
-        self._search_slots = asyncio.Semaphore(settings.max_parallel_searches)
         self.retrieval = self._build_retrieval()
         self.runnable = self.retrieval.assign(
             answer=RunnableLambda(self._answer).with_config(run_name="answer")
@@ -225,25 +224,26 @@ class RagChain:
     ) -> tuple[QueryHits, list[Hit]]:
         if openings:
             expr = all_of(expr, field_eq("chunk", 0))
-        async with self._search_slots:
-            started = time.perf_counter()
-            store = self.kb.store
-            if options.mode == "mmr" and not openings:
-                docs = await self.kb.guarded(
-                    lambda: store.amax_marginal_relevance_search(
-                        query,
-                        k=options.fetch_k,
-                        fetch_k=max(options.fetch_k * 2, 20),
-                        lambda_mult=options.mmr_lambda,
-                        expr=expr,
-                    )
+        # Each query is its own LangChain call; the store coalesces concurrent ones (this question's
+        # rewrites and other users' questions) into one embedding call and one Milvus search.
+        started = time.perf_counter()
+        store = self.kb.store
+        if options.mode == "mmr" and not openings:
+            docs = await self.kb.guarded(
+                lambda: store.amax_marginal_relevance_search(
+                    query,
+                    k=options.fetch_k,
+                    fetch_k=max(options.fetch_k * 2, 20),
+                    lambda_mult=options.mmr_lambda,
+                    expr=expr,
                 )
-                pairs: list[tuple[Any, float | None]] = [(d, None) for d in docs]
-            else:
-                found = await self.kb.guarded(
-                    lambda: store.asimilarity_search_with_score(query, k=options.fetch_k, expr=expr)
-                )
-                pairs = list(found)
+            )
+            pairs: list[tuple[Any, float | None]] = [(d, None) for d in docs]
+        else:
+            found = await self.kb.guarded(
+                lambda: store.asimilarity_search_with_score(query, k=options.fetch_k, expr=expr)
+            )
+            pairs = list(found)
         hits = [Hit(str(d.metadata.get("pk")), d, s) for d, s in pairs]
         summary = [
             {

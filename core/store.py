@@ -17,6 +17,7 @@ from langchain_milvus import Milvus
 from pymilvus import DataType, MilvusClient, MilvusException
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.batching import BatchedMilvus
 from core.errors import EmbeddingMismatch, StoreUnavailable
 from core.models import EmbeddingCache, EmbeddingInfo
 from core.settings import Settings
@@ -125,7 +126,10 @@ class KnowledgeBase:
                 client.alter_collection_properties(name, properties={MODEL_PROPERTY: info.name})
         finally:
             client.close()
-        return Milvus(
+        batching: dict[str, Any] = {"max_parallel_searches": settings.max_parallel_searches}
+        store_class = BatchedMilvus if settings.batch_searches else Milvus
+        return store_class(  # type: ignore[no-any-return]
+            **(batching if settings.batch_searches else {}),
             embedding_function=embeddings,
             collection_name=name,
             connection_args=args,

@@ -11,6 +11,7 @@ class Counting(Embeddings):
         self.calls: list[str] = []
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls.extend(texts)
         return [[float(len(t))] for t in texts]
 
     def embed_query(self, text: str) -> list[float]:
