@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install system-deps eval-data eval clean
+.PHONY: run test lint install system-deps eval-data eval bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,7 +22,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy core chains ingest app.py
+	$(BIN)/mypy core chains ingest app.py benchmarks
 
 # Debian packages the tests use: chromium (browser tests), git-doc (the evaluation corpus) and
 # postgresql (chat history on a real PostgreSQL server the tests start and stop themselves).
@@ -38,6 +38,10 @@ system-deps:
 
 test: system-deps lint
 	$(BIN)/pytest
+
+# Every performance comparison side by side in one run; writes BENCHMARKS.md (about 20 minutes).
+bench: system-deps $(STAMP)
+	$(BIN)/python -m benchmarks
 
 # The development dataset's corpus: Debian's git documentation (apt-get install git-doc).
 eval-data: $(STAMP)

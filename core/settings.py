@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     max_parallel_files: int = Field(4, ge=1, le=64)
     max_parallel_embeds: int = Field(2, ge=1, le=64)
     embed_batch_size: int = Field(64, ge=1, le=2048)
+    embed_request_size: int = Field(256, ge=1, le=2048)  # texts per request to an embeddings server
 
     # Retrieval and answering
     rewrites: int = Field(3, ge=0, le=8)
