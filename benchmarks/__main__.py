@@ -17,6 +17,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from benchmarks import app_load, corpus, ingest, looplag, memory, retrieval, tutorial
 from benchmarks.common import ROOT, machine
@@ -27,7 +28,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: checks the suite, not the machine")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--only", nargs="*", default=None, help="run these parts only (1-5, lag)")
+    parser.add_argument("--from-results", action="store_true", help="re-render from data/bench/results.json")
     args = parser.parse_args()
+    if args.from_results:
+        rerender(args.out)
+        return
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # HTTP clients closed after their loop ended
     quick = args.quick
     big = 5_000 if quick else 100_000
@@ -42,6 +47,7 @@ def main() -> None:
 
     def step(name: str) -> None:
         print(f"[{time.perf_counter() - started:6.0f} s] {name}", flush=True)
+        (data / "results.json").write_text(json.dumps(raw, indent=2, default=str))  # what is done so far
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         scratch = Path(tmp)
@@ -82,9 +88,39 @@ def main() -> None:
             r4 = app_load.run(scratch / "app", levels=(1, 20), rounds=2 if quick else 5)
             sections["4"], raw["app"] = app_load.report(r4), r4
     step("done")
+    seconds, when = time.perf_counter() - started, f"{datetime.now(UTC):%Y-%m-%d %H:%M}"
+    raw["meta"] = {"notes": notes, "quick": quick, "seconds": seconds, "when": when, "machine": machine(), "big": big}
     (data / "results.json").write_text(json.dumps(raw, indent=2, default=str))
-    write(args.out, sections, notes, quick, time.perf_counter() - started)
+    write(args.out, sections, notes, quick, seconds, when, machine())
     print(f"wrote {args.out}")
+
+
+def _int_keys(value: Any) -> Any:
+    """JSON turned the user counts and sizes into strings: turn them back."""
+    if isinstance(value, dict):
+        return {int(k) if isinstance(k, str) and k.isdigit() else k: _int_keys(v) for k, v in value.items()}
+    return value
+
+
+def rerender(out: Path) -> None:
+    """Write BENCHMARKS.md again from the last run's figures (e.g. after editing NOTES.md)."""
+    data = ROOT / "data" / "bench"
+    raw = _int_keys(json.loads((data / "results.json").read_text()))
+    meta = raw.pop("meta")
+    sections = {}
+    if "tutorial" in raw:
+        sections["1"] = tutorial.report(raw["tutorial"])
+    if "retrieval" in raw:
+        sections["2"] = retrieval.report(raw["retrieval"], meta["big"])
+    if "ingest" in raw:
+        sections["3"] = ingest.report(raw["ingest"])
+    if "loop_lag" in raw:
+        sections["lag"] = looplag.report(raw["loop_lag"])
+    if "app" in raw:
+        sections["4"] = app_load.report(raw["app"])
+    if "memory" in raw:
+        sections["5"] = memory.report(raw["memory"])
+    write(out, sections, meta["notes"], meta["quick"], meta["seconds"], meta["when"], meta["machine"])
 
 
 TITLES = {
@@ -105,7 +141,9 @@ DOCS = {
 }
 
 
-def write(out: Path, sections: dict[str, str], notes: list[str], quick: bool, seconds: float) -> None:
+def write(
+    out: Path, sections: dict[str, str], notes: list[str], quick: bool, seconds: float, when: str, where: str
+) -> None:
     head = [
         "# Benchmarks",
         "",
@@ -113,9 +151,8 @@ def write(out: Path, sections: dict[str, str], notes: list[str], quick: bool, se
         "side in the same run on the same machine. Timings are never asserted in tests; the targets are "
         "checked here.",
         "",
-        f"- Machine: {machine()}",
-        f"- Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {seconds / 60:.0f} minutes"
-        + (" (**--quick**: small sizes)" if quick else ""),
+        f"- Machine: {where}",
+        f"- Run: {when} UTC, {seconds / 60:.0f} minutes" + (" (**--quick**: small sizes)" if quick else ""),
     ]
     head += [f"- {n}" for n in notes]
     body = []
@@ -123,7 +160,9 @@ def write(out: Path, sections: dict[str, str], notes: list[str], quick: bool, se
         if key in sections:
             doc = (DOCS[key] or "").strip().split("\n\n", 1)
             body += ["", f"## {title}", "", doc[-1].strip() if len(doc) > 1 else "", "", sections[key]]
-    out.write_text("\n".join(head + body) + "\n")
+    notes_file = Path(__file__).with_name("NOTES.md")  # hand-written reading of the figures, kept with the code
+    tail = ["", notes_file.read_text().strip()] if notes_file.exists() and not quick else []
+    out.write_text("\n".join(head + body + tail) + "\n")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,13 @@ def int8_model(onnx: Any) -> Any:
 
     target = onnx.path.with_suffix(".int8.onnx")
     if not target.exists():
-        quantize_dynamic(str(onnx.path), str(target), weight_type=QuantType.QInt8, per_channel=True)
+        import onnx as onnx_format
+
+        # The fused graph holds contrib ops whose output types shape inference cannot tell: they are float.
+        extra = {"DefaultTensorType": onnx_format.TensorProto.FLOAT}
+        quantize_dynamic(
+            str(onnx.path), str(target), weight_type=QuantType.QInt8, per_channel=True, extra_options=extra
+        )
     quantized = copy.copy(onnx)
     quantized.session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
     return quantized

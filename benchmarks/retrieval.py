@@ -107,14 +107,17 @@ def report(results: dict[str, Any], chunks: int) -> str:
             rows.append([users, label, f"{r['p50'] * 1000:,.0f} ms", f"{r['p95'] * 1000:,.0f} ms", f"{r['qps']:.1f}"])
     top = max(results["ours"])
     ratio = results["ours"][top]["qps"] / results["naive"][top]["qps"]
-    single = results["ours"][min(results["ours"])]["p50"]
-    p95_10 = results["ours"].get(10, results["ours"][top])["p95"]
+    alone = results["ours"][min(results["ours"])]
+    at10 = results["ours"].get(10, results["ours"][top])
     lines = [
         table(["users", "way", "p50", "p95", "questions/s"], rows),
         "",
-        f"On {chunks:,} chunks. Targets: at {top} users ours answers **{ratio:.1f}x** the questions/s of naive "
-        f"concurrent searches (target ≥ 5x: {'met' if ratio >= 5 else '**not met**'}); p95 at 10 users is "
-        f"{p95_10 * 1000:,.0f} ms vs {single * 1000:,.0f} ms for one user alone "
-        f"(**{p95_10 / single:.1f}x**, target ≤ 2x: {'met' if p95_10 <= 2 * single else '**not met**'}).",
+        f"On {chunks:,} chunks. At {top} users ours answers **{ratio:.1f}x** the questions/s of naive concurrent "
+        f"searches (target ≥ 5x: {'met' if ratio >= 5 else '**not met**'}). At 10 users its p95 is "
+        f"{at10['p95'] * 1000:,.0f} ms: **{at10['p95'] / alone['p95']:.1f}x** one user's p95 "
+        f"({alone['p95'] * 1000:,.0f} ms) and {at10['p95'] / alone['p50']:.1f}x one user's median "
+        f"({alone['p50'] * 1000:,.0f} ms); target ≤ 2x: "
+        f"{'met' if at10['p95'] <= 2 * alone['p95'] else '**not met**'} against the p95, "
+        f"{'met' if at10['p95'] <= 2 * alone['p50'] else '**not met**'} against the median.",
     ]
     return "\n".join(lines)
