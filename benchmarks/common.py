@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,3 +126,12 @@ def table(header: list[str], rows: Sequence[Sequence[object]]) -> str:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
+
+
+def plain_store(kb: Any) -> Any:
+    """langchain-milvus's own store on the same collection, with the bare model (no cache, no batching)."""
+    from core.models import EmbeddingCache
+    from core.store import KnowledgeBase
+
+    embeddings = kb.embeddings.inner if isinstance(kb.embeddings, EmbeddingCache) else kb.embeddings
+    return KnowledgeBase._open_sync(kb.settings.model_copy(update={"batch_searches": False}), embeddings, kb.info)

@@ -16,14 +16,7 @@ from chains.pipeline import RagChain
 from core.runtime import open_knowledge_base
 from core.settings import Settings, load_settings
 from ingest import FileInput, Ingestor
-
-QUESTIONS = [
-    "When are production deployments frozen?",
-    "Who handles warranty claims for the turbine?",
-    "How many days per week can employees work remotely?",
-    "How do I reset a forgotten VPN password?",
-    "What does the Q3 roadmap prioritise?",
-]
+from tests.load.soak import QUESTIONS
 
 
 def large_document(folder: Path, paragraphs: int = 1500) -> Path:

@@ -14,20 +14,14 @@ from typing import Any
 
 from langchain_core.runnables import RunnableLambda
 
-from benchmarks.common import pct, table
+from benchmarks.common import pct, plain_store, table
 from chains.fusion import Hit, reciprocal_rank_fusion
 from core.batching import BatchedMilvus
 from core.models import EmbeddingCache
 from core.runtime import open_knowledge_base
 from core.settings import Settings
-from core.store import KnowledgeBase
 
 K = 20
-
-
-def plain_store(kb: KnowledgeBase) -> Any:
-    embeddings = kb.embeddings.inner if isinstance(kb.embeddings, EmbeddingCache) else kb.embeddings
-    return KnowledgeBase._open_sync(kb.settings.model_copy(update={"batch_searches": False}), embeddings, kb.info)
 
 
 def fuse(results: list[list[tuple[Any, float]]]) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from benchmarks.common import model_server, table
+from benchmarks.common import model_server, plain_store, table
 from core.models import EmbeddingCache
 from core.runtime import open_knowledge_base
 from core.settings import Settings, load_settings
@@ -38,12 +38,6 @@ def corpus(n: int, tag: str) -> tuple[list[Document], list[str], list[str]]:
         ids.append(f"{tag}-{i}")
         queries.append(f"Who handles item {i} of the {topic}?")
     return docs, ids, queries
-
-
-def plain_store(kb: KnowledgeBase) -> Any:
-    """langchain-milvus's own store on the same collection, with the bare model (no cache, no batching)."""
-    embeddings = kb.embeddings.inner if isinstance(kb.embeddings, EmbeddingCache) else kb.embeddings
-    return KnowledgeBase._open_sync(kb.settings.model_copy(update={"batch_searches": False}), embeddings, kb.info)
 
 
 async def sync_way(store: Any, docs: list[Document], ids: list[str], queries: list[str]) -> dict[str, float]:
