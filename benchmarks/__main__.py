@@ -39,6 +39,7 @@ def main() -> None:
     small = 1_000 if quick else 10_000
     data = ROOT / "data" / "bench"
     data.mkdir(parents=True, exist_ok=True)
+    results = data / ("results-quick.json" if quick else "results.json")  # a quick check never replaces a run
     parts = set(args.only or ["1", "2", "3", "4", "5", "lag"])
     notes: list[str] = []
     sections: dict[str, str] = {}
@@ -47,7 +48,7 @@ def main() -> None:
 
     def step(name: str) -> None:
         print(f"[{time.perf_counter() - started:6.0f} s] {name}", flush=True)
-        (data / "results.json").write_text(json.dumps(raw, indent=2, default=str))  # what is done so far
+        results.write_text(json.dumps(raw, indent=2, default=str))  # what is done so far
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         scratch = Path(tmp)
@@ -90,7 +91,7 @@ def main() -> None:
     step("done")
     seconds, when = time.perf_counter() - started, f"{datetime.now(UTC):%Y-%m-%d %H:%M}"
     raw["meta"] = {"notes": notes, "quick": quick, "seconds": seconds, "when": when, "machine": machine(), "big": big}
-    (data / "results.json").write_text(json.dumps(raw, indent=2, default=str))
+    results.write_text(json.dumps(raw, indent=2, default=str))
     write(args.out, sections, notes, quick, seconds, when, machine())
     print(f"wrote {args.out}")
 
