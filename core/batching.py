@@ -36,10 +36,6 @@ class BatchStats:
     items: int = 0
     largest: int = 0
 
-    @property
-    def mean(self) -> float:
-        return self.items / self.calls if self.calls else 0.0
-
 
 class Coalescer(Generic[K, In, Out]):
     """Runs `run(key, items)` for items submitted concurrently under the same key.
@@ -59,6 +55,7 @@ class Coalescer(Generic[K, In, Out]):
         self.max_batch = max_batch
         self.max_inflight = max_inflight
         self._queues: dict[K, _Queue[In, Out]] = {}
+        self._drains: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
         self.stats = BatchStats()
 
     async def submit(self, key: K, item: In) -> Out:
@@ -67,7 +64,9 @@ class Coalescer(Generic[K, In, Out]):
         queue.items.append((item, future))
         if queue.running < self.max_inflight:
             queue.running += 1
-            asyncio.get_running_loop().create_task(self._drain(key, queue))
+            drain = asyncio.get_running_loop().create_task(self._drain(key, queue))
+            self._drains.add(drain)
+            drain.add_done_callback(self._drains.discard)
         return await future
 
     async def _drain(self, key: K, queue: _Queue[In, Out]) -> None:
