@@ -6,7 +6,9 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import shutil
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
@@ -287,9 +289,16 @@ class Ingestor:
         if target.exists() or path.resolve() == target.resolve():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        shutil.copyfile(path, partial)
-        partial.replace(target)
+        # A name of its own per copy: identical files in one upload are kept concurrently, and the
+        # same content may land twice; the rename is atomic, so the last one wins with equal bytes.
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".partial")
+        os.close(fd)
+        try:
+            shutil.copyfile(path, partial)
+            os.replace(partial, target)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
 
     async def _rollback(self, expr: str) -> bool:
         try:
