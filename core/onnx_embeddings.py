@@ -13,12 +13,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
+
+from core.files import written_aside
 
 log = logging.getLogger(__name__)
 
@@ -66,27 +67,19 @@ def export_onnx(model_dir: Path, target: Path) -> None:
     model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
     example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in INPUTS)
     axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS} | {"embedding": {0: "batch"}}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write aside and rename: a replica starting at the same time never loads a half-written file.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
-    os.close(fd)
-    try:
-        with torch.no_grad():
-            torch.onnx.export(
-                Pooled(model),
-                example,
-                tmp,
-                input_names=list(INPUTS),
-                output_names=["embedding"],
-                dynamic_axes=axes,
-                opset_version=17,
-                dynamo=False,
-            )
+    # Written aside and renamed: a replica starting at the same time never loads a half-written file.
+    with written_aside(target) as tmp, torch.no_grad():
+        torch.onnx.export(
+            Pooled(model),
+            example,
+            tmp,
+            input_names=list(INPUTS),
+            output_names=["embedding"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
         fuse(tmp, model.config)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def fuse(path: str, config: Any) -> None:

@@ -6,9 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
@@ -19,6 +17,7 @@ from langchain_core.documents import Document
 
 from core.access import Scope, Viewer, document_expr
 from core.errors import IngestError, KnowledgeBaseError
+from core.files import written_aside
 from core.settings import Settings
 from core.store import KnowledgeBase, all_of, field_eq, quote
 from ingest.chunks import ChunkSpec
@@ -288,17 +287,8 @@ class Ingestor:
         target = kept_file(self.settings, doc_hash)
         if target.exists() or path.resolve() == target.resolve():
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A name of its own per copy: identical files in one upload are kept concurrently, and the
-        # same content may land twice; the rename is atomic, so the last one wins with equal bytes.
-        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".partial")
-        os.close(fd)
-        try:
+        with written_aside(target) as partial:  # identical files in one upload are kept concurrently
             shutil.copyfile(path, partial)
-            os.replace(partial, target)
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
 
     async def _rollback(self, expr: str) -> bool:
         try:
