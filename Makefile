@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LLAMA_STAMP := $(VENV)/.installed-llamacpp
 
 .PHONY: run test lint install system-deps eval-data eval bench clean
 
@@ -14,6 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# The tests also answer through a real model server: llama.cpp, compiled from source (about 6-9 minutes, once).
+$(LLAMA_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,llamacpp]"
+	touch $(LLAMA_STAMP)
+
 install: $(STAMP)
 
 run: $(STAMP)
@@ -24,19 +30,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy core chains ingest app.py benchmarks
 
-# Debian packages the tests use: chromium (browser tests), git-doc (the evaluation corpus) and
-# postgresql (chat history on a real PostgreSQL server the tests start and stop themselves).
+# Debian packages the tests use: chromium (browser tests), git-doc (the evaluation corpus),
+# postgresql (chat history on a real PostgreSQL server the tests start and stop themselves) and
+# g++ (llama.cpp is compiled for the model-server tests).
 system-deps:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -d /usr/share/doc/git/html ] || missing="$$missing git-doc"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v g++ >/dev/null || missing="$$missing g++"; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-test: system-deps lint
+test: system-deps $(LLAMA_STAMP) lint
 	$(BIN)/pytest
 
 # Every performance comparison side by side in one run; writes BENCHMARKS.md (about 20 minutes).

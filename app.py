@@ -14,7 +14,7 @@ from typing import Any
 import chainlit as cl
 from chainlit.data import get_data_layer
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
-from chainlit.input_widget import Select, Slider
+from chainlit.input_widget import Select, Slider, Switch
 from chainlit.types import CommandDict, ThreadDict
 
 from chains import RagChain, SearchOptions, Source, Trace, to_messages
@@ -198,7 +198,7 @@ COMMANDS: list[CommandDict] = [
 ]
 
 
-def settings_widgets(options: SearchOptions, scope: Scope) -> list[Any]:
+def settings_widgets(options: SearchOptions, scope: Scope, full_text: bool) -> list[Any]:
     widgets: list[Any] = [
         Slider(id="k", label="Sources per answer (k)", initial=options.k, min=1, max=20, step=1),
         Select(id="mode", label="Search mode", values=["similarity", "mmr"], initial_value=options.mode),
@@ -207,6 +207,8 @@ def settings_widgets(options: SearchOptions, scope: Scope) -> list[Any]:
             id="threshold", label="Score threshold (cosine)", initial=options.threshold or 0.0, min=-1, max=1, step=0.05
         ),
     ]
+    if full_text:  # only when this Milvus and collection have the BM25 index
+        widgets.append(Switch(id="hybrid", label="Hybrid search (meaning + exact words)", initial=options.hybrid))
     if AUTH.enabled:  # with one local user there is no one to keep documents private from
         widgets.append(
             Select(
@@ -228,6 +230,7 @@ def apply_settings(current: SearchOptions, values: dict[str, Any]) -> SearchOpti
             rewrites=int(values.get("rewrites", current.rewrites)),
             mode=values.get("mode", current.mode),
             threshold=float(values.get("threshold", current.threshold or 0.0)),
+            hybrid=values.get("hybrid", current.hybrid) is True,
         ).clamped()
     except (TypeError, ValueError):
         return current
@@ -269,7 +272,8 @@ async def begin_session(values: dict[str, Any]) -> tuple[Resources, Viewer]:
     viewer = await current_viewer(res)
     options = apply_settings(SearchOptions.from_settings(res.chain.settings), values)
     cl.user_session.set("options", options)
-    await cl.ChatSettings(settings_widgets(options, upload_scope(values))).send()
+    full_text = res.chain.kb.full_text is not None
+    await cl.ChatSettings(settings_widgets(options, upload_scope(values), full_text)).send()
     await cl.context.emitter.set_commands(COMMANDS)
     return res, viewer
 

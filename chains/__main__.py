@@ -1,4 +1,4 @@
-"""CLI: python -m chains ask "QUESTION" | eval DATASET.jsonl | feedback OUT.jsonl."""
+"""CLI: python -m chains ask "QUESTION" | eval DATASET.jsonl [--compare-hybrid] | feedback OUT.jsonl."""
 
 from __future__ import annotations
 
@@ -47,11 +47,11 @@ async def ask(settings: Settings, question: str, as_json: bool, user: str | None
     return 0
 
 
-async def run_eval(settings: Settings, dataset: Path, k: int, as_json: bool) -> int:
+async def run_eval(settings: Settings, dataset: Path, k: int, as_json: bool, compare_hybrid: bool) -> int:
     cases = load_dataset(dataset)
     async with open_knowledge_base(settings) as kb:
         chain = RagChain(kb, make_chat_model(settings), settings)
-        report = await evaluate(chain, cases, k)
+        report = await evaluate(chain, cases, k, compare_hybrid)
     print(json.dumps(report, indent=2) if as_json else format_report(report))
     return 0
 
@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     p_eval = sub.add_parser("eval", help="recall@k and MRR of the pipeline vs a single-query baseline")
     p_eval.add_argument("dataset", type=Path, help='JSONL: {"question": ..., "sources": [...]} per line')
     p_eval.add_argument("--k", type=int, default=5)
+    p_eval.add_argument(
+        "--compare-hybrid", action="store_true", help="also the pipeline with hybrid search, and a BM25-only baseline"
+    )
     p_ask.add_argument("--as", dest="as_user", help="ask as this user (sees their private documents)")
     for p in (p_ask, p_eval):
         p.add_argument("--collection", help="Milvus collection (default: RAG_COLLECTION)")
@@ -95,7 +98,7 @@ async def command(args: argparse.Namespace) -> int:
     settings = load_settings(**({"collection": args.collection} if args.collection else {}))
     if args.command == "ask":
         return await ask(settings, args.question, args.json, args.as_user)
-    return await run_eval(settings, args.dataset, args.k, args.json)
+    return await run_eval(settings, args.dataset, args.k, args.json, args.compare_hybrid)
 
 
 if __name__ == "__main__":

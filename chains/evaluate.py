@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -50,40 +51,76 @@ def metrics(ranks: list[int | None]) -> dict[str, float]:
     }
 
 
-async def evaluate(chain: RagChain, cases: list[dict[str, Any]], k: int) -> dict[str, Any]:
-    """Run every question through the pipeline and the baseline on the same collection."""
+Search = Callable[[str], Awaitable[list[str]]]  # a question -> the sources of the top k, in order
+
+LABELS = {
+    "pipeline": "pipeline (rewrites + RRF)",
+    "hybrid": "pipeline, hybrid (+ BM25 index)",
+    "baseline": "baseline (single-query similarity)",
+    "full_text": "baseline (single-query BM25)",
+}
+
+
+def systems(chain: RagChain, k: int, compare_hybrid: bool) -> dict[str, Search]:
+    """What is evaluated: the pipeline as configured and a single-query dense search; with
+    `compare_hybrid`, the pipeline dense-only and hybrid, and a single BM25 search too."""
     options = replace(SearchOptions.from_settings(chain.settings), k=k).clamped()
-    store = chain.kb.store
+    store, full_text = chain.kb.store, chain.kb.full_text
+    expr = visible_to(TEAM_ONLY)
+
+    def pipeline(opts: SearchOptions) -> Search:
+        async def run(question: str) -> list[str]:
+            return [s.source for s in await chain.aretrieve(question, opts)]
+
+        return run
+
+    async def baseline(question: str) -> list[str]:
+        return [
+            str(d.metadata.get("source"))
+            for d, _ in await store.asimilarity_search_with_score(question, k=k, expr=expr)
+        ]
+
+    found: dict[str, Search] = {}
+    if compare_hybrid and full_text is not None:
+        found["pipeline"] = pipeline(replace(options, hybrid=False))
+        found["hybrid"] = pipeline(replace(options, hybrid=True))
+    else:
+        found["pipeline"] = pipeline(options)
+    found["baseline"] = baseline
+    if compare_hybrid and full_text is not None:
+
+        async def bm25(question: str) -> list[str]:
+            hits = await full_text.asimilarity_search_with_score(question, k=k, expr=expr)
+            return [str(d.metadata.get("source")) for d, _ in hits]
+
+        found["full_text"] = bm25
+    return found
+
+
+async def evaluate(
+    chain: RagChain, cases: list[dict[str, Any]], k: int, compare_hybrid: bool = False
+) -> dict[str, Any]:
+    """Run every question through each system (`systems`) on the same collection."""
+    options = replace(SearchOptions.from_settings(chain.settings), k=k).clamped()
+    runs = systems(chain, k, compare_hybrid)
     rows = []
-    times = {"pipeline": 0.0, "baseline": 0.0}
-    cache = store.embedding_func if isinstance(store.embedding_func, EmbeddingCache) else None
+    times = dict.fromkeys(runs, 0.0)
+    cache = chain.kb.store.embedding_func if isinstance(chain.kb.store.embedding_func, EmbeddingCache) else None
     labelled = [c for c in cases if c["sources"]]  # exported thumbs-down cases wait for their sources
     if not labelled:
         raise KnowledgeBaseError('no case names its expected "sources" yet: fill them in, then run again')
     for case in labelled:
-        if cache is not None:  # each side pays for its own query embeddings
-            cache.clear()
-        started = time.perf_counter()
-        pipeline = [s.source for s in await chain.aretrieve(case["question"], options)]
-        times["pipeline"] += time.perf_counter() - started
-        if cache is not None:
-            cache.clear()
-        started = time.perf_counter()
-        baseline = [
-            str(d.metadata.get("source"))
-            for d, _ in await store.asimilarity_search_with_score(case["question"], k=k, expr=visible_to(TEAM_ONLY))
-        ]
-        times["baseline"] += time.perf_counter() - started
-        rows.append(
-            {
-                "question": case["question"],
-                "expected": case["sources"],
-                "pipeline_rank": first_hit_rank(pipeline, case["sources"]),
-                "baseline_rank": first_hit_rank(baseline, case["sources"]),
-            }
-        )
+        row: dict[str, Any] = {"question": case["question"], "expected": case["sources"]}
+        for name, search in runs.items():
+            if cache is not None:  # each system pays for its own query embeddings
+                cache.clear()
+            started = time.perf_counter()
+            retrieved = await search(case["question"])
+            times[name] += time.perf_counter() - started
+            row[f"{name}_rank"] = first_hit_rank(retrieved, case["sources"])
+        rows.append(row)
     n = len(rows)
-    return {
+    report: dict[str, Any] = {
         "k": k,
         "questions": n,
         "unlabelled": len(cases) - n,
@@ -92,31 +129,35 @@ async def evaluate(chain: RagChain, cases: list[dict[str, Any]], k: int) -> dict
             "rewrites": options.rewrites,
             "mode": options.mode,
             "threshold": options.threshold,
+            "hybrid": options.hybrid if "hybrid" not in runs else "compared",
             "chat_model": chain.chat_model is not None,
         },
-        "pipeline": {
-            **metrics([r["pipeline_rank"] for r in rows]),
-            "ms_per_question": round(times["pipeline"] * 1000 / n, 1),
-        },
-        "baseline": {
-            **metrics([r["baseline_rank"] for r in rows]),
-            "ms_per_question": round(times["baseline"] * 1000 / n, 1),
-        },
-        "cases": rows,
     }
+    if compare_hybrid and chain.kb.full_text is None:
+        report["full_text_missing"] = chain.kb.full_text_note
+    for name in runs:
+        report[name] = {
+            **metrics([r[f"{name}_rank"] for r in rows]),
+            "ms_per_question": round(times[name] * 1000 / n, 1),
+        }
+    report["cases"] = rows
+    return report
 
 
 def format_report(report: dict[str, Any]) -> str:
     """A side-by-side table for people."""
     k = report["k"]
-    p, b = report["pipeline"], report["baseline"]
     lines = [
         f"{report['questions']} questions, collection '{report['collection']}', k={k}, options {report['options']}",
         "",
         f"{'':<34}{'recall@' + str(k):>10}{'MRR':>8}{'ms/question':>13}",
-        f"{'pipeline (rewrites + RRF)':<34}{p['recall']:>10.3f}{p['mrr']:>8.3f}{p['ms_per_question']:>13.1f}",
-        f"{'baseline (single-query similarity)':<34}{b['recall']:>10.3f}{b['mrr']:>8.3f}{b['ms_per_question']:>13.1f}",
     ]
+    for name, label in LABELS.items():
+        if name in report:
+            r = report[name]
+            lines.append(f"{label:<34}{r['recall']:>10.3f}{r['mrr']:>8.3f}{r['ms_per_question']:>13.1f}")
+    if report.get("full_text_missing"):
+        lines += ["", f"No hybrid comparison: {report['full_text_missing']}."]
     if report.get("unlabelled"):
         lines += ["", f'{report["unlabelled"]} cases without expected sources were skipped: fill in their "sources".']
     missed = [r["question"] for r in report["cases"] if r["pipeline_rank"] is None]

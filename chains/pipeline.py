@@ -23,7 +23,7 @@ from chains.text import declarative, keywords
 from core.access import TEAM_ONLY, Viewer, visible_to
 from core.models import describe_model_failure
 from core.settings import Settings
-from core.store import KnowledgeBase, all_of, field_eq
+from core.store import PK, KnowledgeBase, all_of, field_eq, field_in
 
 log = logging.getLogger(__name__)
 FOLLOW_UP_LEADS = ("and ", "what about", "how about", "also", "but ", "then ", "so ", "why not", "what if")
@@ -43,6 +43,7 @@ class SearchOptions:
     openings: bool = True
     per_source: int = 0
     keyword_rank: bool = True
+    hybrid: bool = False  # also search the BM25 full-text index, when the collection has one
 
     @classmethod
     def from_settings(cls, s: Settings) -> SearchOptions:
@@ -56,6 +57,7 @@ class SearchOptions:
             openings=s.search_openings,
             per_source=s.max_chunks_per_source,
             keyword_rank=s.keyword_rank,
+            hybrid=s.hybrid_search,
         )
 
     def clamped(self) -> SearchOptions:
@@ -74,6 +76,7 @@ class SearchOptions:
             openings=bool(self.openings),
             per_source=min(max(int(self.per_source), 0), 50),
             keyword_rank=bool(self.keyword_rank),
+            hybrid=bool(self.hybrid),
         )
 
 
@@ -106,7 +109,7 @@ class QueryHits:
     query: str
     hits: list[dict[str, Any]]
     ms: float
-    scope: str = "chunks"  # or "openings": the first chunk of every document
+    scope: str = "chunks"  # or "openings" (the first chunk of every document), or "full text" (BM25)
 
 
 @dataclass
@@ -244,6 +247,28 @@ class RagChain:
                 lambda: store.asimilarity_search_with_score(query, k=options.fetch_k, expr=expr)
             )
             pairs = list(found)
+        return self._hits(query, pairs, started, "openings" if openings else "chunks")
+
+    async def _search_full_text(
+        self, query: str, options: SearchOptions, expr: str | None
+    ) -> tuple[QueryHits, list[Hit]]:
+        """Milvus's BM25 index of the same chunks: exact terms (names, codes, flags) the dense model blurs."""
+        started = time.perf_counter()
+        full_text = self.kb.full_text
+        assert full_text is not None
+        found = await self.kb.guarded(
+            lambda: full_text.asimilarity_search_with_score(query, k=options.fetch_k, expr=expr)
+        )
+        # BM25 scores are not similarities: the hits carry none, and `_fuse` measures them against the question.
+        queried, hits = self._hits(query, [(d, None) for d, _ in found], started, "full text")
+        for line, (_, score) in zip(queried.hits, found, strict=True):
+            line["score"] = round(abs(float(score)), 4)  # Milvus Lite reports BM25 negated
+        return queried, hits
+
+    @staticmethod
+    def _hits(
+        query: str, pairs: list[tuple[Any, float | None]], started: float, scope: str
+    ) -> tuple[QueryHits, list[Hit]]:
         hits = [Hit(str(d.metadata.get("pk")), d, s) for d, s in pairs]
         summary = [
             {
@@ -255,34 +280,56 @@ class RagChain:
             for h in hits
         ]
         elapsed = round((time.perf_counter() - started) * 1000, 1)
-        return QueryHits(query, summary, elapsed, "openings" if openings else "chunks"), hits
+        return QueryHits(query, summary, elapsed, scope), hits
 
     async def _retrieve(self, state: dict[str, Any]) -> dict[str, list[list[Hit]]]:
         started = time.perf_counter()
         options: SearchOptions = state["options"]
-        # Every query searches all chunks and, as a document-level signal, each document's opening.
+        expr = state.get("expr")
+        # Every query searches all chunks and, as a document-level signal, each document's opening;
+        # in hybrid mode also the full-text index. All of them at once.
         scopes = (False, True) if options.openings else (False,)
-        results = await asyncio.gather(
-            *(self._search(q, options, state.get("expr"), o) for q in state["queries"] for o in scopes)
-        )
+        searches = [self._search(q, options, expr, o) for q in state["queries"] for o in scopes]
+        if options.hybrid and self.kb.full_text is not None:
+            searches += [self._search_full_text(q, options, expr) for q in state["queries"]]
+        results = await asyncio.gather(*searches)
         state["trace"].searches = [r[0] for r in results]
         _timed(state["trace"], "retrieve", started)
         return {
-            "chunks": [hits for trace, hits in results if trace.scope == "chunks"],
-            "openings": [hits for trace, hits in results if trace.scope == "openings"],
+            scope: [hits for trace, hits in results if trace.scope == scope]
+            for scope in ("chunks", "openings", "full text")
         }
+
+    async def _measure(self, hits: list[FusedHit], question: str, expr: str | None) -> None:
+        """Give hits only the full-text index found the dense similarity to the question, so the same
+        threshold applies to every hit (a question sharing one common word with a chunk is not a match)."""
+        ids = [h.id for h in hits]
+        found = await self.kb.guarded(
+            lambda: self.kb.store.asimilarity_search_with_score(
+                question, k=len(ids), expr=all_of(expr, field_in(PK, ids))
+            )
+        )
+        scores = {str(d.metadata.get("pk")): float(s) for d, s in found}
+        for hit in hits:
+            hit.similarity = scores.get(hit.id, -1.0)  # not found: below any threshold
 
     async def _fuse(self, state: dict[str, Any]) -> list[Source]:
         started = time.perf_counter()
         options: SearchOptions = state["options"]
         threshold = options.threshold if options.mode == "similarity" else None
         chunk_lists, opening_lists = state["hits"]["chunks"], state["hits"]["openings"]
-        ranked = list(chunk_lists)
+        text_lists = state["hits"]["full text"]
+        ranked = chunk_lists + text_lists
         if options.keyword_rank:  # one more ranking of the same candidates, by the question's terms
-            keyword_list = bm25_rank(state["standalone"], [h for hits in chunk_lists + opening_lists for h in hits])
+            candidates = [h for hits in chunk_lists + text_lists + opening_lists for h in hits]
+            keyword_list = bm25_rank(state["standalone"], candidates)
             ranked.append(keyword_list)
             state["trace"].keyword_ranking = [h.id for h in keyword_list[: options.fetch_k]]
         fused = reciprocal_rank_fusion(ranked, opening_lists)
+        if text_lists and threshold is not None:
+            unmeasured = [h for h in fused[: options.fetch_k * 2] if h.similarity is None]
+            if unmeasured:
+                await self._measure(unmeasured, state["standalone"], state.get("expr"))
         state["trace"].fused = [
             {
                 "id": h.id,

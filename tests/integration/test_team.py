@@ -21,6 +21,8 @@ from ingest import FileInput, Ingestor
 from ingest.documents import delete_document, find_manageable, list_documents, reindex_document
 from ingest.pipeline import kept_file
 
+EVERY_MILVUS = True  # tests using the knowledge base run on each Milvus backend (conftest)
+
 ALICE, BOB, ADMIN = Viewer("alice"), Viewer("bob"), Viewer("root", "admin")
 SECRET = "Project Nightingale acquires Vega Robotics for 41 million euros on 3 March; the board code word is TANGERINE."
 TEAM = "The cafeteria serves vegetarian lasagne every Wednesday; the coffee machine is on the third floor."
@@ -182,7 +184,7 @@ async def test_reindex_uses_the_kept_original_and_current_settings(
         assert (doc.scope, doc.owner, doc.chunks) == ("private", "bob", redone.chunks)
 
 
-def test_command_line_scopes_and_management(tmp_path: Path) -> None:
+def test_command_line_scopes_and_management(tmp_path: Path, settings: Settings) -> None:
     import json
     import subprocess
     import sys
@@ -193,7 +195,7 @@ def test_command_line_scopes_and_management(tmp_path: Path) -> None:
         f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
         [("alice", "long enough", "member"), ("bob", "long enough", "member")],
     )
-    env = app_env(tmp_path)
+    env = app_env(tmp_path, RAG_MILVUS_URI=settings.milvus_uri, RAG_COLLECTION=settings.collection)
     secret = write(tmp_path / "in", "deal.md", SECRET)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:

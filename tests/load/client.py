@@ -31,6 +31,7 @@ class Reply:
     seconds: float
     first_token_s: float | None
     errors: list[str] = field(default_factory=list)
+    tokens: int = 0  # stream_token events received
 
 
 QUIET_S = 0.5
@@ -95,6 +96,7 @@ class ChatClient:
         order: list[str] = []
         errors: list[str] = []
         first_token: float | None = None
+        tokens = 0
         deadline = started + wait_s
         ended = False
         while True:
@@ -112,6 +114,7 @@ class ChatClient:
                 continue
             if event == "stream_token" and isinstance(data, dict):
                 first_token = first_token or time.monotonic() - started
+                tokens += 1
                 outputs[data["id"]] = outputs.get(data["id"], "") + data.get("token", "")
             elif event in ("new_message", "update_message", "stream_start") and isinstance(data, dict):
                 if data.get("type") == "assistant_message":
@@ -125,4 +128,4 @@ class ChatClient:
             elif event == "task_end" and not until_message and order:  # a stray task_end answers nothing
                 ended = True
         text = "\n\n".join(outputs[i] for i in order)
-        return Reply(text, time.monotonic() - started, first_token, errors)
+        return Reply(text, time.monotonic() - started, first_token, errors, tokens)

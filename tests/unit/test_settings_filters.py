@@ -88,10 +88,11 @@ def test_search_options_carry_every_retrieval_setting() -> None:
         search_openings=False,
         max_chunks_per_source=3,
         keyword_rank=False,
+        hybrid_search=True,
     )
     opts = SearchOptions.from_settings(s)
-    assert opts == SearchOptions(9, 30, 1, "mmr", 0.4, 0.3, False, 3, False)
-    assert len(fields(SearchOptions)) == 9  # a new option needs a setting and a line above
+    assert opts == SearchOptions(9, 30, 1, "mmr", 0.4, 0.3, False, 3, False, True)
+    assert len(fields(SearchOptions)) == 10  # a new option needs a setting and a line above
     wild = SearchOptions(
         k=10_000,
         fetch_k=-3,
