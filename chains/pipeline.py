@@ -287,11 +287,13 @@ class RagChain:
         options: SearchOptions = state["options"]
         expr = state.get("expr")
         # Every query searches all chunks and, as a document-level signal, each document's opening;
-        # in hybrid mode also the full-text index. All of them at once.
+        # in hybrid mode the question also searches the full-text index. All of them at once.
         scopes = (False, True) if options.openings else (False,)
         searches = [self._search(q, options, expr, o) for q in state["queries"] for o in scopes]
         if options.hybrid and self.kb.full_text is not None:
-            searches += [self._search_full_text(q, options, expr) for q in state["queries"]]
+            # One full-text list, for the question itself: rewrites share its words, and a BM25 list per
+            # rewrite outvoted the dense lists (dev set: MRR 0.676 with one per rewrite, 0.722 with one).
+            searches.append(self._search_full_text(state["queries"][0], options, expr))
         results = await asyncio.gather(*searches)
         state["trace"].searches = [r[0] for r in results]
         _timed(state["trace"], "retrieve", started)

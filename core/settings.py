@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     k: int = Field(5, ge=1, le=50)
     fetch_k: int = Field(20, ge=1, le=200)
     search_mode: Literal["similarity", "mmr"] = "similarity"
-    hybrid_search: bool = False  # also search Milvus's BM25 full-text index (Milvus >= 2.5, Milvus Lite)
+    hybrid_search: bool = True  # also search Milvus's BM25 full-text index (Milvus >= 2.5, Milvus Lite)
     mmr_lambda: float = Field(0.5, ge=0.0, le=1.0)
     score_threshold: float = Field(0.15, ge=-1.0, le=1.0)
     search_openings: bool = True

@@ -1,10 +1,13 @@
-"""CLI: python -m ingest.manage list|delete|reindex — the documents in the knowledge base."""
+"""CLI: python -m ingest.manage list|delete|reindex|copy — the documents in the knowledge base."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+
+from pydantic import SecretStr
 
 from core.access import Viewer
 from core.cli import run_plainly
@@ -29,8 +32,44 @@ def pick(docs: list[DocumentInfo], name: str, scope: str | None, owner: str | No
     ]
 
 
+async def copy_all(settings: Settings, args: argparse.Namespace) -> int:
+    """Every document, with its scope and owner, indexed from its kept original into another Milvus and/or
+    collection: how a knowledge base moves from Milvus Lite to a server, or into a collection with the
+    full-text index. The source is only read."""
+    target = settings.model_copy(
+        update={
+            "milvus_uri": args.to_uri or settings.milvus_uri,
+            "milvus_token": SecretStr(os.environ[args.to_token_env])
+            if os.environ.get(args.to_token_env)
+            else settings.milvus_token,
+            "collection": args.to_collection or settings.collection,
+        }
+    )
+    target = load_settings(**target.model_dump())  # validated like any settings
+    if (target.milvus_uri, target.collection) == (settings.milvus_uri, settings.collection):
+        print("Give --to-uri and/or --to-collection: that is the knowledge base itself.", file=sys.stderr)
+        return 1
+    async with open_knowledge_base(settings) as source:
+        docs = await list_documents(Ingestor(source), None)
+    failed = 0
+    async with open_knowledge_base(target) as kb:
+        ingestor = Ingestor(kb)
+        for doc in docs:
+            try:
+                result = await reindex_document(ingestor, None, doc)
+                failed += result.status == "failed"
+                print(result.describe())
+            except KnowledgeBaseError as exc:
+                failed += 1
+                print(f"{doc.source}: {exc}", file=sys.stderr)
+        print(f"Copied {len(docs) - failed} of {len(docs)} documents into {target.collection} at {target.milvus_uri}.")
+    return 2 if failed else 0
+
+
 async def run(args: argparse.Namespace) -> int:
     settings = load_settings(**({"collection": args.collection} if args.collection else {}))
+    if args.action == "copy":
+        return await copy_all(settings, args)
     viewer = await acting_as(settings, args.as_user)
     async with open_knowledge_base(settings) as kb:
         ingestor = Ingestor(kb)
@@ -78,8 +117,17 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("name", nargs="?" if p is p_reindex else None, default="", help="the document's name")
         p.add_argument("--scope", choices=["team", "private"])
         p.add_argument("--owner", help="the owner of a private document")
+    p_copy = sub.add_parser("copy", help="index every document again into another Milvus and/or collection")
+    p_copy.add_argument("--to-uri", help="the target Milvus (default: the same as RAG_MILVUS_URI)")
+    p_copy.add_argument(
+        "--to-token-env",
+        default="RAG_TARGET_MILVUS_TOKEN",
+        help="the environment variable holding the target's token (default: %(default)s; else RAG_MILVUS_TOKEN)",
+    )
+    p_copy.add_argument("--to-collection", help="the target collection (default: RAG_COLLECTION)")
     for p in (p_list, p_delete, p_reindex):
         p.add_argument("--as", dest="as_user", help="act as this user, with their rights (default: operator)")
+    for p in (p_list, p_delete, p_reindex, p_copy):
         p.add_argument("--collection", help="Milvus collection (default: RAG_COLLECTION)")
     args = parser.parse_args(argv)
     if args.action == "reindex" and not (args.all or args.name):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from langchain_core.embeddings import Embeddings
+
 from core.settings import Settings
 from core.store import KnowledgeBase, field_eq
 from ingest import FileInput, Ingestor, collect_files
@@ -176,3 +178,35 @@ async def test_model_outage_before_writing_fails_the_file_and_keeps_the_rest(kb:
     assert results["atlas.md"].status == "indexed"
     assert await kb.count(field_eq("source", "nimbus.md")) == 0
     assert not kb.embeddings._prepared  # nothing left behind
+
+
+async def test_copy_moves_every_document_with_its_scope_to_another_milvus(
+    tmp_path: Path, settings: Settings, embeddings: Embeddings
+) -> None:
+    """The way from Milvus Lite to a server (or to a collection with the full-text index): the CLI reads
+    the kept originals and indexes each document into the target with its scope and owner."""
+    from core.access import Viewer, visible_to
+    from core.runtime import open_knowledge_base
+    from ingest.documents import list_documents
+
+    make_good_set(tmp_path / "docs")
+    (tmp_path / "mine.md").write_text("# Mine\n\nThe Quokka budget is 12 kilo-euros.\n", encoding="utf-8")
+    env = {"RAG_MILVUS_URI": str(tmp_path / "laptop.db"), "RAG_COLLECTION": "knowledge"}
+    assert _cli(["-m", "ingest", str(tmp_path / "docs")], env, tmp_path).returncode == 0
+    mine = ["-m", "ingest", str(tmp_path / "mine.md"), "--scope", "private", "--owner", "alice"]
+    assert _cli(mine, env, tmp_path).returncode == 0
+    listed = json.loads(_cli(["-m", "ingest.manage", "list", "--json"], env, tmp_path).stdout)
+    before = sorted((d["source"], d["scope"], d["owner"], d["chunks"]) for d in listed)
+    assert len(before) == 8
+
+    copy = ["-m", "ingest.manage", "copy", "--to-uri", settings.milvus_uri, "--to-collection", settings.collection]
+    out = _cli(copy, env, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Copied 8 of 8 documents" in out.stdout
+
+    async with open_knowledge_base(settings, embeddings) as kb:
+        after = sorted((d.source, d.scope, d.owner, d.chunks) for d in await list_documents(Ingestor(kb), None))
+        assert after == before
+        assert await kb.count(visible_to(Viewer("bob"))) < await kb.count(visible_to(Viewer("alice")))
+    same = _cli(["-m", "ingest.manage", "copy", "--collection", "knowledge"], env, tmp_path)
+    assert same.returncode == 1 and "--to-uri" in same.stderr
