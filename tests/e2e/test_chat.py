@@ -104,3 +104,27 @@ async def test_welcome_says_what_the_knowledge_base_holds_and_offers_examples(
     await chat.page.get_by_text(question).nth(1).wait_for(timeout=30_000)  # shown as the user's message
     answer = await chat.wait_answers(1)
     assert "Sources:" in answer
+
+
+async def test_hybrid_search_switch_in_the_settings_panel(server: str, browser: Any, tmp_path: Path) -> None:
+    """Hybrid search is on by default (Milvus Lite has BM25); the settings panel turns it off for the session."""
+    good = make_good_set(tmp_path / "docs")
+    chat = await Chat.open(browser, server)
+    await chat.send(files=[good["md"]])
+    await chat.page.get_by_text("release.md: indexed").first.wait_for(timeout=120_000)
+
+    async def retrieve_report(question: str) -> str:
+        await chat.ask(question)
+        await chat.page.get_by_text("Used Retrieve").last.click()
+        report = chat.page.locator(".step").filter(has_text="searches:").last
+        await report.wait_for(timeout=10_000)
+        return str(await report.inner_text())
+
+    assert "[full text]" in await retrieve_report("When are production deployments frozen?")
+    await chat.page.click("#chat-settings-open-modal")
+    switch = chat.page.locator("#hybrid")
+    assert await switch.get_attribute("aria-checked") == "true"
+    await switch.click()
+    await chat.page.get_by_role("button", name="Confirm").click()
+    report = await retrieve_report("Who approves a release?")
+    assert "[chunks]" in report and "[full text]" not in report
