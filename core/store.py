@@ -137,36 +137,52 @@ def _create_collection(client: MilvusClient, name: str, info: EmbeddingInfo, ful
     client.alter_collection_properties(name, properties={MODEL_PROPERTY: info.name})
 
 
-def _ensure_collection(client: MilvusClient, name: str, info: EmbeddingInfo) -> str | None:
-    """Create the collection if needed, with full text where the backend has it.
+def _drop_if_empty(client: MilvusClient, name: str) -> None:
+    """Remove a collection this process just created and could not finish (never one holding data)."""
+    with contextlib.suppress(MilvusException):
+        if client.has_collection(name) and int(client.get_collection_stats(name).get("row_count", 0)) == 0:
+            client.drop_collection(name)
 
-    Returns why full-text search is unavailable (None when the collection has it).
-    """
-    if client.has_collection(name):
-        desc = client.describe_collection(name)
-        _check_embedding(desc, name, info)
-        if _has_full_text(desc):
-            return None
-        return (
-            f"the collection '{name}' has no full-text index (it was created before hybrid search existed, "
-            "or on a Milvus without BM25); index your documents into a new RAG_COLLECTION to get it"
-        )
+
+def _create_new(client: MilvusClient, name: str, info: EmbeddingInfo) -> str | None:
+    """Create the collection, with full text where the backend has it; returns why not (None: it has)."""
     lacking = _server_lacks_full_text(client)
     if lacking is None:
         try:
             _create_collection(client, name, info, full_text=True)
         except MilvusException as exc:  # an engine without functions or sparse vectors: dense only
+            if "exist" in str(exc).lower():
+                raise  # another process created it meanwhile
             lacking = f"this Milvus could not create a full-text (BM25) index: {exc.message}"
-            with contextlib.suppress(MilvusException):
-                client.drop_collection(name)
+            _drop_if_empty(client, name)  # Milvus 2.3 creates the collection, then refuses the index
         else:
             if _has_full_text(client.describe_collection(name)):
                 return None
             # Accepted but silently dropped (a server that predates functions): start again without it.
             lacking = "this Milvus accepted but did not keep the full-text (BM25) index"
-            client.drop_collection(name)
+            _drop_if_empty(client, name)
     _create_collection(client, name, info, full_text=False)
     return lacking
+
+
+def _ensure_collection(client: MilvusClient, name: str, info: EmbeddingInfo) -> str | None:
+    """Open or create the collection; returns why full-text search is unavailable (None when it is)."""
+    if not client.has_collection(name):
+        try:
+            return _create_new(client, name, info)
+        except MilvusException:
+            if not client.has_collection(name):
+                raise
+            # Another replica created it at the same moment: use theirs, checked like any existing one.
+    desc = client.describe_collection(name)
+    _check_embedding(desc, name, info)
+    if _has_full_text(desc):
+        return None
+    return (
+        f"the collection '{name}' has no full-text index (it was created before hybrid search existed, "
+        "or on a Milvus without BM25); `python -m ingest.manage copy --to-collection NEW_NAME` indexes its "
+        "documents into a new collection that has it"
+    )
 
 
 class KnowledgeBase:
