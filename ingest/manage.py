@@ -32,6 +32,24 @@ def pick(docs: list[DocumentInfo], name: str, scope: str | None, owner: str | No
     ]
 
 
+async def apply_each(ingestor: Ingestor, viewer: Viewer | None, docs: list[DocumentInfo], action: str) -> int:
+    """Delete or re-index each document, one line each; returns how many failed."""
+    failed = 0
+    for doc in docs:
+        try:
+            if action == "delete":
+                removed = await delete_document(ingestor, viewer, doc)
+                print(f"Deleted {doc.source} ({removed} chunks).")
+            else:
+                result = await reindex_document(ingestor, viewer, doc)
+                failed += result.status == "failed"
+                print(result.describe())
+        except KnowledgeBaseError as exc:
+            failed += 1
+            print(f"{doc.source}: {exc}", file=sys.stderr)
+    return failed
+
+
 async def copy_all(settings: Settings, args: argparse.Namespace) -> int:
     """Every document, with its scope and owner, indexed from its kept original into another Milvus and/or
     collection: how a knowledge base moves from Milvus Lite to a server, or into a collection with the
@@ -51,17 +69,8 @@ async def copy_all(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     async with open_knowledge_base(settings) as source:
         docs = await list_documents(Ingestor(source), None)
-    failed = 0
     async with open_knowledge_base(target) as kb:
-        ingestor = Ingestor(kb)
-        for doc in docs:
-            try:
-                result = await reindex_document(ingestor, None, doc)
-                failed += result.status == "failed"
-                print(result.describe())
-            except KnowledgeBaseError as exc:
-                failed += 1
-                print(f"{doc.source}: {exc}", file=sys.stderr)
+        failed = await apply_each(Ingestor(kb), None, docs, "reindex")
         print(f"Copied {len(docs) - failed} of {len(docs)} documents into {target.collection} at {target.milvus_uri}.")
     return 2 if failed else 0
 
@@ -89,20 +98,7 @@ async def run(args: argparse.Namespace) -> int:
             print("Several documents have that name; add --scope and --owner:", file=sys.stderr)
             print("\n".join("  " + describe(d) for d in targets), file=sys.stderr)
             return 1
-        failed = 0
-        for doc in targets:
-            try:
-                if args.action == "delete":
-                    removed = await delete_document(ingestor, viewer, doc)
-                    print(f"Deleted {doc.source} ({removed} chunks).")
-                else:
-                    result = await reindex_document(ingestor, viewer, doc)
-                    failed += result.status == "failed"
-                    print(result.describe())
-            except KnowledgeBaseError as exc:
-                failed += 1
-                print(f"{doc.source}: {exc}", file=sys.stderr)
-        return 2 if failed else 0
+        return 2 if await apply_each(ingestor, viewer, targets, args.action) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,9 +9,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -179,6 +180,19 @@ def milvus_lite_server(data: Path) -> Iterator[MilvusLiteServer]:
         server.stop()
 
 
+def wait_until_ready(proc: subprocess.Popen[Any], ready: Callable[[], bool], what: str, log: Path) -> None:
+    """Poll `ready` until it says yes; fail with the log's name if the process exits or 120 s pass."""
+    deadline = time.time() + 120
+    while proc.poll() is None and time.time() < deadline:
+        try:
+            if ready():
+                return
+        except Exception:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} did not start; see {log}")
+
+
 MILVUS_COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
 ETCD_PORT = 2379  # the embedded etcd of `milvus==2.3.5` listens here, always: one such server per machine
 
@@ -202,18 +216,15 @@ def milvus_server(data: Path) -> Iterator[str]:
     with open(data / "server.log", "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        client = MilvusClient(uri=uri, timeout=5)
+        client.list_collections()
+        client.close()
+        return True
+
     try:
-        deadline = time.time() + 120
-        while True:
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"milvus-server did not start; see {data / 'server.log'}")
-            try:
-                client = MilvusClient(uri=uri, timeout=5)
-                client.list_collections()
-                client.close()
-                break
-            except Exception:
-                time.sleep(1)
+        wait_until_ready(proc, answers, "milvus-server", data / "server.log")
         yield uri
     finally:
         os.killpg(proc.pid, 2)  # SIGINT: SIGTERM would leave the milvus child running
@@ -244,17 +255,13 @@ def llama_cpp_server(data: Path, alias: str = "smollm2", embedding: bool = False
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
+
+    def answers() -> bool:
+        with urllib.request.urlopen(base_url + "/models", timeout=2) as resp:
+            return bool(resp.status == 200)
+
     try:
-        deadline = time.time() + 120
-        while True:
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"the llama.cpp server did not start; see {log_path}")
-            try:
-                with urllib.request.urlopen(base_url + "/models", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
+        wait_until_ready(proc, answers, "the llama.cpp server", log_path)
         yield base_url
     finally:
         proc.terminate()
