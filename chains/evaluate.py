@@ -61,10 +61,11 @@ LABELS = {
 }
 
 
-def systems(chain: RagChain, k: int, compare_hybrid: bool) -> dict[str, Search]:
+def systems(chain: RagChain, options: SearchOptions, compare_hybrid: bool) -> dict[str, Search]:
     """What is evaluated: the pipeline as configured and a single-query dense search; with
-    `compare_hybrid`, the pipeline dense-only and hybrid, and a single BM25 search too."""
-    options = replace(SearchOptions.from_settings(chain.settings), k=k).clamped()
+    `compare_hybrid` (on a collection with the full-text index), the pipeline dense-only and hybrid,
+    and a single BM25 search too."""
+    k = options.k
     store, full_text = chain.kb.store, chain.kb.full_text
     expr = visible_to(TEAM_ONLY)
 
@@ -80,21 +81,19 @@ def systems(chain: RagChain, k: int, compare_hybrid: bool) -> dict[str, Search]:
             for d, _ in await store.asimilarity_search_with_score(question, k=k, expr=expr)
         ]
 
-    found: dict[str, Search] = {}
-    if compare_hybrid and full_text is not None:
-        found["pipeline"] = pipeline(replace(options, hybrid=False))
-        found["hybrid"] = pipeline(replace(options, hybrid=True))
-    else:
-        found["pipeline"] = pipeline(options)
-    found["baseline"] = baseline
-    if compare_hybrid and full_text is not None:
+    if not compare_hybrid or full_text is None:
+        return {"pipeline": pipeline(options), "baseline": baseline}
 
-        async def bm25(question: str) -> list[str]:
-            hits = await full_text.asimilarity_search_with_score(question, k=k, expr=expr)
-            return [str(d.metadata.get("source")) for d, _ in hits]
+    async def bm25(question: str) -> list[str]:
+        hits = await full_text.asimilarity_search_with_score(question, k=k, expr=expr)
+        return [str(d.metadata.get("source")) for d, _ in hits]
 
-        found["full_text"] = bm25
-    return found
+    return {
+        "pipeline": pipeline(replace(options, hybrid=False)),
+        "hybrid": pipeline(replace(options, hybrid=True)),
+        "baseline": baseline,
+        "full_text": bm25,
+    }
 
 
 async def evaluate(
@@ -102,7 +101,7 @@ async def evaluate(
 ) -> dict[str, Any]:
     """Run every question through each system (`systems`) on the same collection."""
     options = replace(SearchOptions.from_settings(chain.settings), k=k).clamped()
-    runs = systems(chain, k, compare_hybrid)
+    runs = systems(chain, options, compare_hybrid)
     rows = []
     times = dict.fromkeys(runs, 0.0)
     cache = chain.kb.store.embedding_func if isinstance(chain.kb.store.embedding_func, EmbeddingCache) else None
