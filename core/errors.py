@@ -14,7 +14,11 @@ class EmbeddingMismatch(KnowledgeBaseError):
 
 
 class StoreUnavailable(KnowledgeBaseError):
-    """The vector database could not be reached or refused an operation."""
+    """The vector database could not be reached."""
+
+
+class StoreRefused(KnowledgeBaseError):
+    """The vector database answered, and refused what it was given (invalid data, not an outage)."""
 
 
 class ModelUnavailable(KnowledgeBaseError):

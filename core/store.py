@@ -15,10 +15,11 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_milvus import BM25BuiltInFunction, Milvus
 from pymilvus import DataType, FunctionType, MilvusClient, MilvusException
+from pymilvus.exceptions import DataNotMatchException, DataTypeNotMatchException, ParamError, PrimaryKeyException
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.batching import BatchedMilvus, LeanMilvus
-from core.errors import EmbeddingMismatch, StoreUnavailable
+from core.errors import EmbeddingMismatch, StoreRefused, StoreUnavailable
 from core.models import EmbeddingCache, EmbeddingInfo
 from core.settings import Settings
 
@@ -302,6 +303,8 @@ class KnowledgeBase:
         try:
             return await call()
         except MilvusException as exc:
+            if _refusal(exc):  # the database is there and said no: trying again would not change that
+                raise StoreRefused(f"the knowledge base refused the data: {exc.message}") from exc
             failure = exc
         async with self._healing:
             for delay in RETRY_DELAYS:
@@ -366,6 +369,15 @@ class KnowledgeBase:
         for start in range(0, len(documents), size):
             batch, batch_ids = documents[start : start + size], ids[start : start + size]
             await self.guarded(functools.partial(self.store.aadd_documents, batch, ids=batch_ids))
+
+
+# Invalid input, as pymilvus checks it or the server answers it (ILLEGAL_* codes; 1100 "invalid parameter").
+_REFUSED_TYPES = (ParamError, DataNotMatchException, DataTypeNotMatchException, PrimaryKeyException)
+_REFUSED_CODES = {*range(5, 14), 1100}
+
+
+def _refusal(exc: MilvusException) -> bool:
+    return isinstance(exc, _REFUSED_TYPES) or exc.code in _REFUSED_CODES
 
 
 def _check_embedding(desc: dict[str, Any], name: str, info: EmbeddingInfo) -> None:
