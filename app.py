@@ -72,7 +72,7 @@ async def resources() -> Resources:
                         for recovered in await res.ingestor.recover():  # after a crash: settle
                             log.warning("after an interruption: %s", recovered.describe())
                         ready.set_result(res)
-                        await res.close.wait()
+                        await res.ingestor.watch(res.close)  # until shutdown: settles what a dead replica left
                 except BaseException as exc:
                     if not ready.done():
                         ready.set_exception(exc)

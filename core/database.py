@@ -11,8 +11,8 @@ from typing import TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from core.errors import StoreUnavailable
 
@@ -52,6 +52,7 @@ def _schema(postgres: bool) -> list[str]:
             "store" TEXT NOT NULL, "doc_key" TEXT NOT NULL, "source" TEXT NOT NULL, "scope" TEXT NOT NULL,
             "owner" TEXT NOT NULL, "doc_hash" TEXT NOT NULL, "version" TEXT NOT NULL, "state" TEXT NOT NULL,
             "chunks" INT NOT NULL, "reason" TEXT NOT NULL, "updated_at" TEXT NOT NULL,
+            "writer" TEXT NOT NULL DEFAULT '',
             PRIMARY KEY ("store", "doc_key"))""",
         'CREATE INDEX IF NOT EXISTS steps_thread ON steps ("threadId")',
         'CREATE INDEX IF NOT EXISTS threads_user ON threads ("userIdentifier")',
@@ -81,6 +82,29 @@ async def create_schema(engine: AsyncEngine) -> None:
             await conn.execute(text("PRAGMA journal_mode=WAL"))
         for statement in _schema(postgres):
             await conn.execute(text(statement))
+        for table, column, kind in ADDED_COLUMNS:
+            await _add_column(conn, postgres, table, column, kind)
+
+
+# Columns added after a table was first released: databases made before get them at start-up.
+ADDED_COLUMNS = [("kb_documents", "writer", "TEXT NOT NULL DEFAULT ''")]
+
+
+async def _add_column(conn: AsyncConnection, postgres: bool, table: str, column: str, kind: str) -> None:
+    if postgres:
+        query = (
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = :table AND table_schema = current_schema()"
+        )
+        names = {row[0] for row in await conn.execute(text(query), {"table": table})}
+    else:
+        names = {row[1] for row in await conn.execute(text(f"PRAGMA table_info({table})"))}
+    if column not in names:
+        try:
+            await conn.execute(text(f'ALTER TABLE {table} ADD COLUMN "{column}" {kind}'))
+        except OperationalError as exc:  # SQLite: another process added it between our look and our change
+            if "duplicate column" not in str(exc):
+                raise
 
 
 @asynccontextmanager

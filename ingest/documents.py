@@ -11,6 +11,7 @@ from core.access import Scope, Viewer, document_expr, manageable_by, visible_to
 from core.errors import IngestError
 from core.store import all_of, field_eq
 from ingest.pipeline import FileInput, FileResult, Ingestor, document_key, kept_file
+from ingest.registry import Claim, Entry
 
 log = logging.getLogger(__name__)
 FIELDS = ["source", "scope", "owner", "chunk_count", "ingested_at", "doc_hash", "file_type"]
@@ -76,19 +77,30 @@ async def find_manageable(ingestor: Ingestor, viewer: Viewer | None, ref: dict[s
 
 
 async def delete_document(ingestor: Ingestor, viewer: Viewer | None, doc: DocumentInfo) -> int:
-    """Delete every chunk of the document (access checked in the delete expression); returns chunks removed."""
+    """Delete every chunk of the document (access checked in the delete expression); returns chunks removed.
+
+    The document is claimed in the registry first: a replica writing it meanwhile is waited for, not raced.
+    Cut short (a crash, an outage), the claim stays pending and recovery restores the document whole.
+    """
     expr = all_of(document_expr(doc.source, doc.scope, doc.owner), None if viewer is None else manageable_by(viewer))
     assert expr is not None
     kb = ingestor.kb
-    async with kb.write_lock:
+    key = document_key(doc.source, doc.scope, doc.owner)
+    row = await ingestor.registry.get(key)
+    claim = Claim.of(row) if row else Claim(key, doc.source, doc.scope, doc.owner, doc.doc_hash, "", doc.chunks)
+
+    async def delete(_: Entry | None) -> int:
         present = await kb.count(expr)
         if present:
             await kb.delete(expr)
             await kb.flush()
         remaining = await kb.count(expr)
-    if remaining:
-        raise IngestError(f"'{doc.source}' could not be deleted completely ({remaining} chunks remain); try again")
-    await ingestor.registry.forget(document_key(doc.source, doc.scope, doc.owner))
+        if remaining:
+            raise IngestError(f"'{doc.source}' could not be deleted completely ({remaining} chunks remain); try again")
+        await ingestor.registry.forget(key)
+        return present
+
+    present = await ingestor.exclusively(claim, delete)
     if doc.doc_hash and not await kb.count(field_eq("doc_hash", doc.doc_hash)):
         await asyncio.to_thread(kept_file(ingestor.settings, doc.doc_hash).unlink, missing_ok=True)
     return present

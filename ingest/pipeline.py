@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from langchain_core.documents import Document
 
@@ -21,12 +21,16 @@ from core.files import written_aside
 from core.settings import Settings
 from core.store import KnowledgeBase, all_of, field_eq, quote
 from ingest.chunks import ChunkSpec
-from ingest.registry import Registry, State
+from ingest.registry import Claim, DocumentBusy, Entry, Registry, State
 from ingest.sandbox import shared_pool
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 COMPLETED = "written in full before the interruption; completed"
 REINDEXED = "interrupted while being written; indexed again from the kept original"
+# While another process writes the same document: wait this long (seconds) between tries, then give up.
+CLAIM_WAITS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+RECHECK_PENDING_S = 60.0  # how often a running app looks for writes a dead process left pending
 
 
 @dataclass
@@ -101,6 +105,7 @@ class Ingestor:
         self._embed_slots = asyncio.Semaphore(self.settings.max_parallel_embeds)
         self.registry = Registry(kb.engine, kb.identity)
         self._unsettled = False
+        self._recovering = asyncio.Lock()
 
     async def ingest(
         self, files: list[FileInput], on_result: ProgressCallback | None = None, viewer: Viewer | None = None
@@ -118,7 +123,7 @@ class Ingestor:
                     await maybe
             return result
 
-        if self._unsettled:  # an earlier write could not be rolled back: settle it first
+        if self._unsettled and not self._recovering.locked():  # a write could not be rolled back: settle it
             self._unsettled = False
             try:
                 await self.recover()
@@ -224,14 +229,13 @@ class Ingestor:
         async def mark(state: State) -> None:
             await self.registry.mark(key, item.source, item.scope, item.owner, doc_hash, version, state, len(chunks))
 
-        async with self.kb.write_lock:
-            await self._check_may_replace(item, viewer)  # again, now that no one else can write
+        async def write(previous: Entry | None) -> Literal["indexed", "unchanged"]:
+            # From here until "indexed", a crash leaves a pending row that recovery settles.
             present = await self.kb.count(this_version)
             if present == len(chunks):
                 await self.kb.delete(older_versions)
                 await mark("indexed")
                 return "unchanged"
-            await mark("pending")  # from here until "indexed", a crash leaves a row that recovery settles
             if present:  # an earlier run stopped half-way: start this version afresh
                 await self.kb.delete(this_version)
             try:
@@ -239,6 +243,7 @@ class Ingestor:
             except Exception as exc:
                 reason = str(exc) if isinstance(exc, KnowledgeBaseError) else f"{type(exc).__name__}: {exc}"
                 if await self._rollback(this_version):
+                    await self._restore(previous, version, mark)
                     raise IngestError(f"the chunks could not be stored ({reason})") from exc
                 # Not even the partial chunks could be removed: the row stays pending for recovery.
                 self._unsettled = True
@@ -248,39 +253,116 @@ class Ingestor:
             await self.kb.delete(older_versions)
             await self.kb.flush()  # durable before anyone is told "indexed"
             await mark("indexed")
-        return "indexed"
+            return "indexed"
+
+        claim = Claim(key, item.source, item.scope, item.owner, doc_hash, version, len(chunks))
+        # The uploader's right to replace is checked again once no one else can write.
+        return await self.exclusively(claim, write, before=lambda: self._check_may_replace(item, viewer))
+
+    async def exclusively(
+        self,
+        claim: Claim,
+        body: Callable[[Entry | None], Awaitable[T]],
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> T:
+        """Run `body` holding this process's write lock and the document's claim in the registry, so no
+        other process writes the document meanwhile; `body` gets the row the claim replaced.
+
+        While another process holds the claim: wait (without the lock, so this process's other files go
+        on) and try again, then give up with a plain message.
+        """
+        for wait in (*CLAIM_WAITS, None):
+            async with self.kb.write_lock:
+                if before is not None:
+                    await before()
+                try:
+                    previous = await self.registry.claim(*claim)
+                except DocumentBusy:
+                    pass
+                else:
+                    return await body(previous)
+            if wait is None:
+                raise IngestError(
+                    "another app process is writing a document with this name right now; try again in a moment"
+                )
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+    async def _restore(self, previous: Entry | None, version: str, mark: Callable[[State], Awaitable[None]]) -> None:
+        """After a write was rolled back: the row says again what is stored (an older version, a write a crash
+        left for recovery to settle, or nothing)."""
+        if previous is not None and previous.state == "indexed" and previous.version != version:
+            await self.registry.settle(previous, "indexed", previous.reason)
+        elif previous is not None and previous.state == "pending":
+            await self.registry.settle(previous, "pending")
+        else:
+            await mark("failed")
 
     async def recover(self) -> list[FileResult]:
         """Settle documents a crash left `pending`: finish complete ones, re-index the rest from the kept
-        original (or report them failed), so nothing is half-written and nothing is duplicated."""
-        results: list[FileResult] = []
-        for entry in await self.registry.entries("pending"):
-            scope: Scope = "private" if entry.scope == "private" else "team"
-            document = document_expr(entry.source, scope, entry.owner)
-            this_version = all_of(document, field_eq("version", entry.version))
-            assert this_version is not None
-            async with self.kb.write_lock:
-                present = await self.kb.count(this_version)
-                if entry.chunks and present == entry.chunks:  # written in full; the crash came just after
-                    await self.kb.delete(all_of(document, f"version != {quote(entry.version)}") or "")
-                    await self.kb.flush()
-                    await self.registry.settle(entry, "indexed")
-                    done = FileResult(entry.source, "indexed", entry.chunks, COMPLETED, doc_hash=entry.doc_hash)
-                    results.append(done)
+        original (or report them failed), so nothing is half-written and nothing is duplicated.
+
+        A document another running process is writing (a replica, the command line) is left to it.
+        """
+        async with self._recovering:
+            results: list[FileResult] = []
+            for seen in await self.registry.entries("pending"):
+                if self.registry.held_elsewhere(seen):
+                    log.info("%s is being written by another process; leaving it to it", seen.source)
                     continue
-                if present:
-                    await self.kb.delete(this_version)
-                    await self.kb.flush()
-            original = kept_file(self.settings, entry.doc_hash)
-            kept: bool = await asyncio.to_thread(original.exists)
-            if entry.doc_hash and kept:
-                item = FileInput(original, entry.source, scope, entry.owner)
-                results += [replace(r, reason=r.reason or REINDEXED) for r in await self.ingest([item])]
-            else:
-                reason = "indexing was interrupted and the file was not kept; upload it again"
-                await self.registry.settle(entry, "failed", reason)
-                results.append(FileResult(entry.source, "failed", reason=reason))
-        return results
+                settled = await self._settle(seen)
+                if settled is not None:
+                    results += settled
+            return results
+
+    async def _settle(self, seen: Entry) -> list[FileResult] | None:
+        """Settle one pending row, unless someone else took it meanwhile (None)."""
+        scope: Scope = "private" if seen.scope == "private" else "team"
+        document = document_expr(seen.source, scope, seen.owner)
+        this_version = all_of(document, field_eq("version", seen.version))
+        assert this_version is not None
+        async with self.kb.write_lock:  # no write of this process is in flight: our own pending rows are stale
+            entry = await self.registry.get(seen.doc_key)
+            if entry is None or entry.state != "pending" or self.registry.held_elsewhere(entry):
+                return None
+            try:
+                await self.registry.claim(*Claim.of(entry))
+            except DocumentBusy:
+                return None
+            present = await self.kb.count(this_version)
+            if entry.chunks and present == entry.chunks:  # written in full; the crash came just after
+                await self.kb.delete(all_of(document, f"version != {quote(entry.version)}") or "")
+                await self.kb.flush()
+                await self.registry.settle(entry, "indexed")
+                return [FileResult(entry.source, "indexed", entry.chunks, COMPLETED, doc_hash=entry.doc_hash)]
+            if present:
+                await self.kb.delete(this_version)
+                await self.kb.flush()
+        original = kept_file(self.settings, entry.doc_hash)
+        kept: bool = await asyncio.to_thread(original.exists)
+        if entry.doc_hash and kept:
+            item = FileInput(original, entry.source, scope, entry.owner)
+            return [replace(r, reason=r.reason or REINDEXED) for r in await self.ingest([item])]
+        reason = "indexing was interrupted and the file was not kept; upload it again"
+        await self.registry.settle(entry, "failed", reason)
+        return [FileResult(entry.source, "failed", reason=reason)]
+
+    async def watch(self, stop: asyncio.Event, every: float = RECHECK_PENDING_S) -> None:
+        """Until `stop` is set, settle now and then what a process that died mid-write left pending (another
+        replica's crash is noticed here, not only at this process's next start)."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), every)
+                return
+            except TimeoutError:
+                pass
+            try:
+                for result in await self.recover():
+                    log.warning("after an interruption elsewhere: %s", result.describe())
+            except KnowledgeBaseError as exc:
+                log.warning("could not check for interrupted writes: %s", exc)
+            except Exception:
+                log.exception("could not check for interrupted writes")
 
     def _keep(self, path: Path, doc_hash: str) -> None:
         """Keep the original, so citations can open it and the document can be re-indexed."""
