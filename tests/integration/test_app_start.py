@@ -17,6 +17,8 @@ def test_app_serves_on_embedded_defaults_with_restrictive_cors(tmp_path: Path) -
             assert resp.status == 200
             assert "<html" in resp.read().decode().lower()
         assert (tmp_path / "kb.db").exists()  # the knowledge base was opened at start-up
+        # A clean start logs no traceback (Milvus Lite's server used to log one for pymilvus's probe).
+        assert "Traceback" not in (tmp_path / "server.log").read_text()
         # The shipped config allows only the local origin: another site's page cannot call the API.
         with httpx.Client(base_url=url) as web:
             evil = web.get("/project/settings", headers={"Origin": "https://evil.example"})
