@@ -11,7 +11,7 @@ from core.access import Scope, Viewer, document_expr, manageable_by, visible_to
 from core.errors import IngestError
 from core.store import all_of, field_eq
 from ingest.pipeline import FileInput, FileResult, Ingestor, document_key, kept_file
-from ingest.registry import Claim, Entry
+from ingest.registry import DocumentVersion, Entry
 
 log = logging.getLogger(__name__)
 FIELDS = ["source", "scope", "owner", "chunk_count", "ingested_at", "doc_hash", "file_type"]
@@ -87,7 +87,11 @@ async def delete_document(ingestor: Ingestor, viewer: Viewer | None, doc: Docume
     kb = ingestor.kb
     key = document_key(doc.source, doc.scope, doc.owner)
     row = await ingestor.registry.get(key)
-    claim = Claim.of(row) if row else Claim(key, doc.source, doc.scope, doc.owner, doc.doc_hash, "", doc.chunks)
+    claim = (
+        DocumentVersion.of(row)
+        if row
+        else DocumentVersion(key, doc.source, doc.scope, doc.owner, doc.doc_hash, "", doc.chunks)
+    )
 
     async def delete(_: Entry | None) -> int:
         present = await kb.count(expr)

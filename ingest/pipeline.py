@@ -21,7 +21,7 @@ from core.files import written_aside
 from core.settings import Settings
 from core.store import KnowledgeBase, all_of, field_eq, quote
 from ingest.chunks import ChunkSpec
-from ingest.registry import Claim, DocumentBusy, Entry, Registry, State
+from ingest.registry import DocumentBusy, DocumentVersion, Entry, Registry, State
 from ingest.sandbox import shared_pool
 
 log = logging.getLogger(__name__)
@@ -255,13 +255,13 @@ class Ingestor:
             await mark("indexed")
             return "indexed"
 
-        claim = Claim(key, item.source, item.scope, item.owner, doc_hash, version, len(chunks))
+        claim = DocumentVersion(key, item.source, item.scope, item.owner, doc_hash, version, len(chunks))
         # The uploader's right to replace is checked again once no one else can write.
         return await self.exclusively(claim, write, before=lambda: self._check_may_replace(item, viewer))
 
     async def exclusively(
         self,
-        claim: Claim,
+        claim: DocumentVersion,
         body: Callable[[Entry | None], Awaitable[T]],
         before: Callable[[], Awaitable[None]] | None = None,
     ) -> T:
@@ -276,7 +276,7 @@ class Ingestor:
                 if before is not None:
                     await before()
                 try:
-                    previous = await self.registry.claim(*claim)
+                    previous = await self.registry.claim(claim)
                 except DocumentBusy:
                     pass
                 else:
@@ -326,7 +326,7 @@ class Ingestor:
             if entry is None or entry.state != "pending" or self.registry.held_elsewhere(entry):
                 return None
             try:
-                await self.registry.claim(*Claim.of(entry))
+                await self.registry.claim(DocumentVersion.of(entry))
             except DocumentBusy:
                 return None
             present = await self.kb.count(this_version)

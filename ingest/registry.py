@@ -134,8 +134,8 @@ class Entry:
     writer: str = ""  # of a pending row: the process writing it
 
 
-class Claim(NamedTuple):
-    """What a claim writes: the document and the version about to be written."""
+class DocumentVersion(NamedTuple):
+    """A document and one version of it: what a row records, and what a claim is for."""
 
     doc_key: str
     source: str
@@ -146,8 +146,8 @@ class Claim(NamedTuple):
     chunks: int
 
     @classmethod
-    def of(cls, entry: Entry) -> Claim:
-        """The claim that takes over an existing row as it is."""
+    def of(cls, entry: Entry) -> DocumentVersion:
+        """What an existing row records (to take it over as it is)."""
         return cls(entry.doc_key, entry.source, entry.scope, entry.owner, entry.doc_hash, entry.version, entry.chunks)
 
 
@@ -176,25 +176,16 @@ class Registry:
             return False
         return age < WRITE_LEASE
 
-    async def claim(
-        self,
-        doc_key: str,
-        source: str,
-        scope: str,
-        owner: str,
-        doc_hash: str,
-        version: str,
-        chunks: int,
-    ) -> Entry | None:
+    async def claim(self, what: DocumentVersion) -> Entry | None:
         """Mark the document pending, written by us; returns the row it replaced.
 
         Raises DocumentBusy while another running process writes it, or when another process changed the
         row between our read and our write (the caller waits and tries again).
         """
-        seen = await self.get(doc_key)
+        seen = await self.get(what.doc_key)
         if seen is not None and self.held_elsewhere(seen):
-            raise DocumentBusy(f"{source} is being written by another process ({seen.writer})")
-        row = self._row(doc_key, source, scope, owner, doc_hash, version, "pending", chunks, "")
+            raise DocumentBusy(f"{what.source} is being written by another process ({seen.writer})")
+        row = self._row(what, "pending", "")
         row |= {
             "seen_state": seen.state if seen else "",  # no row has an empty state: an insert must stay one
             "seen_writer": seen.writer if seen else "",
@@ -203,7 +194,7 @@ class Registry:
         async with self.engine.begin() as conn:
             changed = (await conn.execute(text(CLAIM), row)).rowcount
         if changed != 1:
-            raise DocumentBusy(f"{source} was claimed by another process just now")
+            raise DocumentBusy(f"{what.source} was claimed by another process just now")
         return seen
 
     async def mark(
@@ -218,32 +209,15 @@ class Registry:
         chunks: int = 0,
         reason: str = "",
     ) -> None:
-        row = self._row(doc_key, source, scope, owner, doc_hash, version, state, chunks, reason)
+        row = self._row(DocumentVersion(doc_key, source, scope, owner, doc_hash, version, chunks), state, reason)
         async with self.engine.begin() as conn:
             await conn.execute(text(UPSERT), row)
 
-    def _row(
-        self,
-        doc_key: str,
-        source: str,
-        scope: str,
-        owner: str,
-        doc_hash: str,
-        version: str,
-        state: State,
-        chunks: int,
-        reason: str,
-    ) -> dict[str, object]:
+    def _row(self, what: DocumentVersion, state: State, reason: str) -> dict[str, object]:
         row: dict[str, object] = {
             "store": self.store,
-            "doc_key": doc_key,
-            "source": source,
-            "scope": scope,
-            "owner": owner,
-            "doc_hash": doc_hash,
-            "version": version,
+            **what._asdict(),
             "state": state,
-            "chunks": chunks,
             "reason": reason[:500],
             "updated_at": datetime.now(UTC).isoformat(timespec="microseconds"),
             "writer": str(self.writer) if state == "pending" else "",

@@ -23,19 +23,11 @@ from core.store import KnowledgeBase, field_eq, field_in
 from ingest import FileInput, Ingestor, collect_files
 from ingest.documents import delete_document, list_documents
 from ingest.pipeline import REINDEXED, document_key
-from ingest.registry import WRITE_LEASE, Claim, DocumentBusy, Entry, Registry, Writer
+from ingest.registry import WRITE_LEASE, DocumentBusy, DocumentVersion, Entry, Registry, Writer
 from tests.integration.test_crash import audit, make_corpus
 from tests.servers import ROOT, app_env
 
 ELSEWHERE = Writer("another-machine/pid:[4026531836]", 4242, "123456")  # a replica on another host
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    from tests.servers import postgres_server
-
-    with postgres_server() as url:
-        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -77,8 +69,8 @@ async def test_two_processes_never_claim_one_document_at_once(engine: AsyncEngin
         if i % 2:
             await here.mark(key, key, "team", "", "h0", "v0", "indexed", 3)
         outcomes = await asyncio.gather(
-            here.claim(key, key, "team", "", "h1", "v1", 3),
-            there.claim(key, key, "team", "", "h2", "v2", 3),
+            here.claim(DocumentVersion(key, key, "team", "", "h1", "v1", 3)),
+            there.claim(DocumentVersion(key, key, "team", "", "h2", "v2", 3)),
             return_exceptions=True,
         )
         assert sum(isinstance(o, DocumentBusy) for o in outcomes) == 1, outcomes
@@ -87,19 +79,19 @@ async def test_two_processes_never_claim_one_document_at_once(engine: AsyncEngin
         winner = here if row.writer == str(here.writer) else there
         assert row.writer == str(winner.writer)
     # While a live writer holds it, nobody else may; once it is done, anyone may.
-    await there.claim("mine", "mine", "team", "", "h", "v", 1)
+    await there.claim(DocumentVersion("mine", "mine", "team", "", "h", "v", 1))
     with pytest.raises(DocumentBusy):
-        await here.claim("mine", "mine", "team", "", "h", "v", 1)
+        await here.claim(DocumentVersion("mine", "mine", "team", "", "h", "v", 1))
     held = await here.get("mine")
     assert held is not None and here.held_elsewhere(held)
     await there.settle(held, "indexed")
-    await here.claim("mine", "mine", "team", "", "h", "v", 1)
+    await here.claim(DocumentVersion("mine", "mine", "team", "", "h", "v", 1))
     # A row another machine left pending longer ago than the lease: its writer is taken to be gone.
-    await there.claim("stale", "stale", "team", "", "h", "v", 1)
+    await there.claim(DocumentVersion("stale", "stale", "team", "", "h", "v", 1))
     await age(engine, "stale", WRITE_LEASE.total_seconds() + 60)
     stale = await here.get("stale")
     assert stale is not None and not here.held_elsewhere(stale)
-    await here.claim("stale", "stale", "team", "", "h", "v", 1)
+    await here.claim(DocumentVersion("stale", "stale", "team", "", "h", "v", 1))
 
 
 async def test_a_process_on_this_machine_holds_its_rows_until_it_exits(
@@ -107,14 +99,14 @@ async def test_a_process_on_this_machine_holds_its_rows_until_it_exits(
 ) -> None:
     here = Registry(engine, "kb")
     other = Registry(engine, "kb", Writer.of_process(sleeper.pid))
-    await other.claim("doc", "doc", "team", "", "h", "v", 1)
+    await other.claim(DocumentVersion("doc", "doc", "team", "", "h", "v", 1))
     await age(engine, "doc", WRITE_LEASE.total_seconds() * 2)  # on this machine, age does not matter
     row = await here.get("doc")
     assert row is not None and here.held_elsewhere(row)
     sleeper.kill()
     sleeper.wait()
     assert not here.held_elsewhere(row)  # its PID may be reused: the start time tells them apart
-    await here.claim("doc", "doc", "team", "", "h", "v", 1)
+    await here.claim(DocumentVersion("doc", "doc", "team", "", "h", "v", 1))
 
 
 async def test_a_database_from_before_writers_gets_the_column(tmp_path: Path) -> None:
@@ -147,9 +139,7 @@ async def test_recovery_leaves_a_write_in_flight_elsewhere_and_settles_a_dead_wr
 
     async def in_flight(entry: Entry, writer: Writer) -> None:
         """As `writer` would leave it mid-write: pending, half of the chunks stored."""
-        await Registry(kb.engine, kb.identity, writer).claim(
-            entry.doc_key, entry.source, entry.scope, entry.owner, entry.doc_hash, entry.version, entry.chunks
-        )
+        await Registry(kb.engine, kb.identity, writer).claim(DocumentVersion.of(entry))
         rows = await kb.query(field_eq("source", entry.source), ["pk", "chunk"])
         await kb.delete(field_in("pk", [r["pk"] for r in rows if r["chunk"] % 2]))
 
@@ -189,7 +179,7 @@ async def test_an_upload_waits_for_the_same_document_being_written_elsewhere(kb:
     there = Registry(kb.engine, kb.identity, ELSEWHERE)
     for item in (first, second):
         key = document_key(item.source, "team", "")
-        await there.claim(key, item.source, "team", "", "h", "v", 1)
+        await there.claim(DocumentVersion(key, item.source, "team", "", "h", "v", 1))
     released: list[str] = []
 
     async def finish_there() -> None:  # the other replica finishes the first document a moment later
@@ -275,9 +265,7 @@ async def test_a_running_app_settles_what_a_replica_left_when_it_died(
     [result] = await ingestor.ingest([item])
     entry = await ingestor.registry.get(document_key(item.source, "team", ""))
     assert entry is not None
-    await Registry(kb.engine, kb.identity, Writer.of_process(sleeper.pid)).claim(
-        entry.doc_key, entry.source, entry.scope, entry.owner, entry.doc_hash, entry.version, entry.chunks
-    )
+    await Registry(kb.engine, kb.identity, Writer.of_process(sleeper.pid)).claim(DocumentVersion.of(entry))
     stop = asyncio.Event()
     watching = asyncio.create_task(ingestor.watch(stop, every=0.2))
     await asyncio.sleep(1)
@@ -322,7 +310,7 @@ async def test_a_delete_waits_for_a_write_elsewhere_instead_of_racing_it(kb: Kno
     entry = await ingestor.registry.get(document_key(item.source, "team", ""))
     assert entry is not None
     there = Registry(kb.engine, kb.identity, ELSEWHERE)
-    await there.claim(*Claim.of(entry))
+    await there.claim(DocumentVersion.of(entry))
     finished_there: list[bool] = []
 
     async def finish_there() -> None:

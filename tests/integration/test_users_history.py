@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +19,7 @@ from core.database import open_database
 from core.errors import SettingsError
 from core.settings import load_settings
 from core.users import MAX_FAILURES, UserError, UserStore
-from tests.servers import ROOT, postgres_server
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
+from tests.servers import ROOT
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
