@@ -109,21 +109,32 @@ async def test_a_process_on_this_machine_holds_its_rows_until_it_exits(
     await here.claim(DocumentVersion("doc", "doc", "team", "", "h", "v", 1))
 
 
-async def test_a_database_from_before_writers_gets_the_column(tmp_path: Path) -> None:
-    import sqlite3
+OLD_DOCUMENTS_TABLE = """CREATE TABLE kb_documents ("store" TEXT NOT NULL, "doc_key" TEXT NOT NULL,
+    "source" TEXT NOT NULL, "scope" TEXT NOT NULL, "owner" TEXT NOT NULL, "doc_hash" TEXT NOT NULL,
+    "version" TEXT NOT NULL, "state" TEXT NOT NULL, "chunks" INT NOT NULL, "reason" TEXT NOT NULL,
+    "updated_at" TEXT NOT NULL, PRIMARY KEY ("store", "doc_key"))"""
 
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as db:
-        db.execute(
-            """CREATE TABLE kb_documents ("store" TEXT NOT NULL, "doc_key" TEXT NOT NULL, "source" TEXT NOT NULL,
-            "scope" TEXT NOT NULL, "owner" TEXT NOT NULL, "doc_hash" TEXT NOT NULL, "version" TEXT NOT NULL,
-            "state" TEXT NOT NULL, "chunks" INT NOT NULL, "reason" TEXT NOT NULL, "updated_at" TEXT NOT NULL,
-            PRIMARY KEY ("store", "doc_key"))"""
-        )
-        db.execute("INSERT INTO kb_documents VALUES ('kb', 'a', 'a.md', 'team', '', 'h', 'v', 'pending', 2, '', 'x')")
-    async with open_database(f"sqlite+aiosqlite:///{path}") as engine:
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_a_database_from_before_writers_gets_the_column(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}" if database == "sqlite" else request.getfixturevalue("postgres")
+    async with open_database(url) as engine, engine.begin() as conn:  # as a release before writers left it
+        await conn.execute(text("DROP TABLE kb_documents"))
+        await conn.execute(text(OLD_DOCUMENTS_TABLE))
+        row = "('kb', 'a', 'a.md', 'team', '', 'h', 'v', 'pending', 2, '', 'x')"
+        await conn.execute(text(f"INSERT INTO kb_documents VALUES {row}"))
+    async with open_database(url) as engine:
+        registry = Registry(engine, "kb")
+        [entry] = await registry.entries("pending")
+        assert entry.writer == "" and entry.source == "a.md"  # written before writers: settled as before
+        await registry.claim(DocumentVersion.of(entry))
+    async with open_database(url) as engine:  # started again: the column is there already
         [entry] = await Registry(engine, "kb").entries("pending")
-    assert entry.writer == "" and entry.source == "a.md"  # written before writers were recorded: settled as before
+        assert entry.writer == str(registry.writer)
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM kb_documents"))
 
 
 async def test_recovery_leaves_a_write_in_flight_elsewhere_and_settles_a_dead_writers(
