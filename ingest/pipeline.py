@@ -317,18 +317,18 @@ class Ingestor:
 
     async def _settle(self, seen: Entry) -> list[FileResult] | None:
         """Settle one pending row, unless someone else took it meanwhile (None)."""
-        scope: Scope = "private" if seen.scope == "private" else "team"
-        document = document_expr(seen.source, scope, seen.owner)
-        this_version = all_of(document, field_eq("version", seen.version))
-        assert this_version is not None
         async with self.kb.write_lock:  # no write of this process is in flight: our own pending rows are stale
-            entry = await self.registry.get(seen.doc_key)
+            entry = await self.registry.get(seen.doc_key)  # as it is now, not as it was listed
             if entry is None or entry.state != "pending" or self.registry.held_elsewhere(entry):
                 return None
             try:
                 await self.registry.claim(DocumentVersion.of(entry))
             except DocumentBusy:
                 return None
+            scope: Scope = "private" if entry.scope == "private" else "team"
+            document = document_expr(entry.source, scope, entry.owner)
+            this_version = all_of(document, field_eq("version", entry.version))
+            assert this_version is not None
             present = await self.kb.count(this_version)
             if entry.chunks and present == entry.chunks:  # written in full; the crash came just after
                 await self.kb.delete(all_of(document, f"version != {quote(entry.version)}") or "")
