@@ -319,9 +319,9 @@ class Ingestor:
         """Settle one pending row, unless someone else took it meanwhile (None)."""
         async with self.kb.write_lock:  # no write of this process is in flight: our own pending rows are stale
             entry = await self.registry.get(seen.doc_key)  # as it is now, not as it was listed
-            if entry is None or entry.state != "pending" or self.registry.held_elsewhere(entry):
+            if entry is None or entry.state != "pending":
                 return None
-            try:
+            try:  # refused while a live process holds it, or if one took it since we read it
                 await self.registry.claim(DocumentVersion.of(entry))
             except DocumentBusy:
                 return None
