@@ -134,4 +134,4 @@ def plain_store(kb: Any) -> Any:
     from core.store import KnowledgeBase
 
     embeddings = kb.embeddings.inner if isinstance(kb.embeddings, EmbeddingCache) else kb.embeddings
-    return KnowledgeBase._open_sync(kb.settings.model_copy(update={"batch_searches": False}), embeddings, kb.info)[0]
+    return KnowledgeBase._open_sync(kb.settings, embeddings, kb.info, batched=False)[0]

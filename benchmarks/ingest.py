@@ -91,7 +91,7 @@ def run(data: Path, megabytes: float = 3.0, sample_size: int = 600) -> dict[str,
     raw = raw_throughput(onnx, texts)
     # The backends on the same sample of those chunks.
     sample = texts[:sample_size]
-    torch_model = make_embeddings(load_settings(embedding_backend="torch"))
+    torch_model = make_embeddings(load_settings(), backend="torch")
     quantized = int8_model(onnx)
     reference = np.array(torch_model.embed_documents(sample))
     backends = {}

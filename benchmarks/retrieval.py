@@ -15,7 +15,8 @@ from typing import Any
 from langchain_core.runnables import RunnableLambda
 
 from benchmarks.common import pct, plain_store, table
-from chains.fusion import Hit, reciprocal_rank_fusion
+from chains.fusion import reciprocal_rank_fusion
+from chains.state import Hit
 from core.batching import BatchedMilvus
 from core.models import EmbeddingCache
 from core.runtime import open_knowledge_base

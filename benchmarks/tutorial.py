@@ -19,10 +19,11 @@ from typing import Any
 from langchain_core.documents import Document
 
 from benchmarks.common import model_server, plain_store, table
+from core.filters import field_in
 from core.models import EmbeddingCache
 from core.runtime import open_knowledge_base
 from core.settings import Settings, load_settings
-from core.store import KnowledgeBase, field_in
+from core.store import KnowledgeBase
 
 TUTORIAL = {"add": (65.60, 2.77), "search": (54.22, 3.72), "delete": (29.21, 0.61)}  # 100 ops: sync, async
 

@@ -7,9 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from chains.evaluate import evaluate, format_report, load_dataset
+from chains.evaluate import evaluate, format_report
 from chains.feedback import feedback_cases
 from chains.pipeline import RagChain
+from chains.scoring import load_dataset
+from chains.state import SourcesReady, Token
 from core.access import TEAM_ONLY, Viewer
 from core.cli import run_plainly
 from core.database import open_database
@@ -34,10 +36,10 @@ async def ask(settings: Settings, question: str, as_json: bool, user: str | None
             return 0
         sources = []
         async for event in chain.astream(question, viewer=viewer):
-            if "token" in event:
-                print(event["token"], end="", flush=True)
-            else:
-                sources = event["sources"]
+            if isinstance(event, Token):
+                print(event.text, end="", flush=True)
+            elif isinstance(event, SourcesReady):
+                sources = event.sources
         print("\n\nSources:")
         for s in sources:
             score = f"  (similarity {s.score:.2f})" if s.score is not None else ""
@@ -47,11 +49,13 @@ async def ask(settings: Settings, question: str, as_json: bool, user: str | None
     return 0
 
 
-async def run_eval(settings: Settings, dataset: Path, k: int, as_json: bool, compare_hybrid: bool) -> int:
+async def run_eval(
+    settings: Settings, dataset: Path, k: int, as_json: bool, compare_hybrid: bool, signals: bool
+) -> int:
     cases = load_dataset(dataset)
     async with open_knowledge_base(settings) as kb:
         chain = RagChain(kb, make_chat_model(settings), settings)
-        report = await evaluate(chain, cases, k, compare_hybrid)
+        report = await evaluate(chain, cases, k, compare_hybrid, signals)
     print(json.dumps(report, indent=2) if as_json else format_report(report))
     return 0
 
@@ -74,11 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_ask = sub.add_parser("ask", help="answer a question with cited sources")
     p_ask.add_argument("question")
-    p_eval = sub.add_parser("eval", help="recall@k and MRR of the pipeline vs a single-query baseline")
-    p_eval.add_argument("dataset", type=Path, help='JSONL: {"question": ..., "sources": [...]} per line')
+    p_eval = sub.add_parser("eval", help="retrieval (vs single-query baselines) and answers, from a dataset")
+    p_eval.add_argument("dataset", type=Path, help="JSONL, one case per line (see chains/scoring.py)")
     p_eval.add_argument("--k", type=int, default=5)
     p_eval.add_argument(
         "--compare-hybrid", action="store_true", help="also the pipeline with hybrid search, and a BM25-only baseline"
+    )
+    p_eval.add_argument(
+        "--signals", action="store_true", help="also the pipeline with each signal switched (rewrites, openings, ...)"
     )
     p_ask.add_argument("--as", dest="as_user", help="ask as this user (sees their private documents)")
     for p in (p_ask, p_eval):
@@ -98,7 +105,7 @@ async def command(args: argparse.Namespace) -> int:
     settings = load_settings(**({"collection": args.collection} if args.collection else {}))
     if args.command == "ask":
         return await ask(settings, args.question, args.json, args.as_user)
-    return await run_eval(settings, args.dataset, args.k, args.json, args.compare_hybrid)
+    return await run_eval(settings, args.dataset, args.k, args.json, args.compare_hybrid, args.signals)
 
 
 if __name__ == "__main__":

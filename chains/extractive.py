@@ -4,23 +4,70 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from chains.text import LEADING_MARKERS, keywords, sentences
+from core.markdown import escape_markdown
 
 INTRO = (
     "No chat model is configured, so here are the most relevant passages from your documents "
     "(extracted, not generated):\n\n"
 )
-NOTHING_FOUND = (
-    "I could not find anything about this in the knowledge base. Try other words, or upload documents that cover it."
-)
-MAX_SENTENCES = 4
-MAX_PER_SOURCE = 2
+TRY_AGAIN = "Try other words, or upload documents that cover it."
+NOTHING_FOUND = f"I could not find anything about this in the knowledge base. {TRY_AGAIN}"
+
+
+def nothing_about(unknown: Sequence[str]) -> str:
+    """The plain answer when the documents cannot answer, naming what they never mention."""
+    if not unknown:
+        return NOTHING_FOUND
+    named = ", ".join(f"“{escape_markdown(n)}”" for n in unknown)
+    return f"The documents never mention {named}, so I cannot answer this from them. {TRY_AGAIN}"
+
+
+MAX_SENTENCES = 5
+MAX_PER_SOURCE = 3
+OWN_WORDS = 0.5  # weight of the share of the question's own words a sentence contains (IDF-weighted)
+CONTEXT_WORDS = 0.15  # the same for words a follow-up took from earlier turns
 RELATIVE_CUT = 0.75  # a sentence must score at least this share of the best one
+# Sentence vectors kept between answers (float32, 1.5 KB each at 384 dimensions: about 30 MB).
+SENTENCE_CACHE = 20_000
+
+
+class SentenceVectors:
+    """Vectors of source sentences by their text (LRU): the passages that answer one question answer the next
+    ones too, so each sentence is embedded once, not for every answer."""
+
+    def __init__(self, embeddings: Embeddings, size: int = SENTENCE_CACHE) -> None:
+        self.embeddings = embeddings
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    async def of(self, texts: Sequence[str]) -> np.ndarray:
+        """One unit-length row per text, embedding only the texts not seen lately."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if missing:
+            for text, vector in zip(missing, await self.embeddings.aembed_documents(missing), strict=True):
+                self._vectors[text] = unit(vector)
+        rows = []
+        for text in texts:
+            self._vectors.move_to_end(text)
+            rows.append(self._vectors[text])
+        while len(self._vectors) > self.size:
+            self._vectors.popitem(last=False)
+        return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+
+
+def unit(vector: Sequence[float]) -> np.ndarray:
+    """`vector` as float32 of length 1 (cosine similarity is then a dot product)."""
+    array = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(array))
+    return array / norm if norm else array
 
 
 @dataclass
@@ -28,47 +75,81 @@ class Candidate:
     number: int
     position: int
     text: str
+    header: str = ""  # the chunk's title and headings: what the sentence is about (a CSV row's file, say)
+    following: str = ""  # the next sentence of the chunk, shown with a fragment ("work_mem (integer)")
+
+    @property
+    def shown(self) -> str:
+        """The sentence as the answer shows it: a fragment keeps the sentence after it."""
+        if self.following and (len(self.text) < 60 or self.text.endswith(":")):
+            return f"{self.text} {self.following}"
+        return self.text
+
+
+def split_header(chunk_text: str) -> tuple[str, str]:
+    """A chunk's title/headings line (or "") and its text."""
+    head, sep, rest = chunk_text.partition("\n\n")
+    return (head, rest) if sep and "\n" not in head else ("", chunk_text)
 
 
 def body(chunk_text: str) -> str:
     """A chunk's text without the title/headings line it was indexed with."""
-    head, sep, rest = chunk_text.partition("\n\n")
-    return rest if sep and "\n" not in head else chunk_text
+    return split_header(chunk_text)[1]
 
 
 def candidates(numbered_texts: Sequence[tuple[int, str]]) -> list[Candidate]:
-    """Sentences long enough to stand alone, from every source."""
+    """Sentences long enough to stand alone (or to lead into the next one), from every source."""
     found = []
     for number, text in numbered_texts:
-        for position, sentence in enumerate(sentences(body(text))):
-            if 25 <= len(sentence) <= 600 and len(keywords(sentence)) >= 3:
-                found.append(Candidate(number, position, sentence))
+        header, passage = split_header(text)
+        parts = sentences(passage)
+        for position, sentence in enumerate(parts):
+            if 12 <= len(sentence) <= 600 and len(keywords(sentence)) >= 2:
+                following = parts[position + 1] if position + 1 < len(parts) else ""
+                found.append(Candidate(number, position, sentence, header, following[:600]))
     return found
 
 
 def as_list_item(sentence: str) -> str:
-    """A sentence made safe as a Markdown list item: no bullet of its own, no heading, no code fence."""
-    text = LEADING_MARKERS.sub("", sentence.strip()).replace("```", "")
+    """A sentence made safe as a Markdown list item: no bullet of its own, no heading, no code fence, and no
+    link, image or HTML from the document."""
+    text = escape_markdown(LEADING_MARKERS.sub("", sentence.strip()).replace("```", ""))
     if text[:1] in ("#", ">", "=", "|"):
         text = "\\" + text
     return text
 
 
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=False))
-    na = math.sqrt(sum(x * x for x in a)) or 1.0
-    nb = math.sqrt(sum(y * y for y in b)) or 1.0
-    return dot / (na * nb)
+def pick(
+    question: str,
+    found: list[Candidate],
+    vectors: Sequence[Sequence[float]] | np.ndarray,
+    qvec: Sequence[float],
+    focus: str | None = None,
+) -> list[Candidate]:
+    """Best sentences by meaning and by the question's words (rare words count more), best first.
 
+    `focus` is what the person typed when `question` is a follow-up completed with earlier context: its
+    own words ("and what is its default?") weigh more than the context's ("work_mem").
+    """
+    own = set(keywords(focus if focus is not None else question))
+    context = set(keywords(question)) - own
+    words_of_candidate = [set(keywords(c.shown)) | set(keywords(c.header)) for c in found]
+    n = len(found)
 
-def pick(question: str, found: list[Candidate], vectors: list[list[float]], qvec: list[float]) -> list[Candidate]:
-    """Best sentences by meaning and shared keywords, a few per source, in reading order per source."""
-    qwords = set(keywords(question))
+    # Rarer words among the candidates weigh more (IDF), computed once per answer.
+    weight = {w: math.log(1 + n / (1 + sum(w in ws for ws in words_of_candidate))) for w in own | context}
+
+    def overlap(terms: set[str], present: set[str]) -> float:
+        total = sum(weight[w] for w in terms)
+        return sum(weight[w] for w in terms & present) / total if total else 0.0
+
+    rows = np.stack([unit(v) for v in vectors]) if len(vectors) else np.zeros((0, len(qvec)), dtype=np.float32)
+    similarities = rows @ unit(qvec) if len(found) else []
     scored = []
-    for cand, vec in zip(found, vectors, strict=True):
-        overlap = len(qwords & set(keywords(cand.text))) / (len(qwords) or 1)
+    for cand, similarity, present in zip(found, similarities, words_of_candidate, strict=True):
         rank_bonus = 0.02 * max(0, 5 - cand.number)
-        scored.append((_cosine(qvec, vec) + 0.3 * overlap + rank_bonus, cand))
+        lexical = OWN_WORDS * overlap(own, present) + CONTEXT_WORDS * overlap(context, present)
+        scored.append((float(similarity) + lexical + rank_bonus, cand))
     scored.sort(key=lambda pair: -pair[0])
     if scored:
         best = scored[0][0]
@@ -82,11 +163,15 @@ def pick(question: str, found: list[Candidate], vectors: list[list[float]], qvec
         per_source[cand.number] = per_source.get(cand.number, 0) + 1
         if len(chosen) == MAX_SENTENCES:
             break
-    return sorted(chosen, key=lambda c: (c.number, c.position))
+    return chosen
 
 
 async def extractive_answer(
-    question: str, numbered_texts: Sequence[tuple[int, str]], embeddings: Embeddings, intro: str = INTRO
+    question: str,
+    numbered_texts: Sequence[tuple[int, str]],
+    vectors: SentenceVectors,
+    intro: str = INTRO,
+    focus: str | None = None,
 ) -> AsyncIterator[str]:
     """Stream an answer made of cited source sentences, word by word, after `intro`."""
     if not numbered_texts:
@@ -95,11 +180,17 @@ async def extractive_answer(
         found = candidates(numbered_texts)
         if not found:  # short chunks: quote them whole
             found = [Candidate(n, 0, body(t).strip()[:500]) for n, t in numbered_texts[:MAX_SENTENCES]]
-        vectors = await embeddings.aembed_documents([c.text for c in found])
-        qvec = await embeddings.aembed_query(question)
-        chosen = pick(question, found, vectors, qvec)
-        text = intro + "\n".join(f"- {as_list_item(c.text)} [{c.number}]" for c in chosen)
+        rows = await vectors.of([c.text for c in found])
+        qvec = await vectors.embeddings.aembed_query(question)  # the search embedded it already: cached
+        chosen = pick(question, found, rows, qvec, focus)
+        text = intro + "\n".join(f"- {as_list_item(c.shown)} [{c.number}]" for c in chosen)
+    async for piece in words_of(text):
+        yield piece
+
+
+async def words_of(text: str) -> AsyncIterator[str]:
+    """Stream `text` word by word, letting other sessions run between bursts."""
     for i, piece in enumerate(text.split(" ")):
         yield piece if i == 0 else " " + piece
         if i % 8 == 7:
-            await asyncio.sleep(0)  # let other sessions run between bursts
+            await asyncio.sleep(0)

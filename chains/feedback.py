@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.database import json_object
 
 # The rated step is the answer itself, or (with Chainlit's chain-of-thought display) the run that holds it.
 QUERY = """
@@ -16,15 +17,6 @@ JOIN steps s ON s."type" = 'assistant_message' AND (s."id" = f."forId" OR s."par
 LEFT JOIN threads t ON t."id" = f."threadId"
 ORDER BY s."createdAt"
 """
-
-
-def _metadata(raw: Any) -> dict[str, Any]:
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError:
-            return {}
-    return raw if isinstance(raw, dict) else {}
 
 
 async def feedback_cases(engine: AsyncEngine, include_positive: bool = False) -> list[dict[str, Any]]:
@@ -37,7 +29,7 @@ async def feedback_cases(engine: AsyncEngine, include_positive: bool = False) ->
         rows = (await conn.execute(text(QUERY))).all()
     answers: dict[str, dict[str, Any]] = {}
     for feedback_id, value, comment, raw_meta, output, user, created in rows:
-        meta = _metadata(raw_meta)
+        meta = json_object(raw_meta)
         question = str(meta.get("question") or "").strip()
         cited = [str(s) for s in meta.get("sources") or []]
         if not question or (int(value) != 0 and not include_positive):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from chains.fusion import Hit
+from chains.state import Hit
 from chains.text import keywords, words
 
 K1, B = 1.2, 0.75

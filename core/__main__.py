@@ -9,6 +9,7 @@ import sys
 
 from core.cli import run_plainly
 from core.database import describe, open_database
+from core.privacy import data_paths, keep_private
 from core.settings import load_settings
 from core.users import UserError, UserStore
 
@@ -25,6 +26,7 @@ def read_password(args: argparse.Namespace) -> str:
 
 async def run(args: argparse.Namespace) -> int:
     settings = load_settings()
+    keep_private(data_paths(settings))  # the whole data folder, not only the database this command opens
     async with open_database(settings.database) as engine:
         users = UserStore(engine)
         if args.action == "list":

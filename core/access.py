@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from core.store import all_of, field_eq
+from core.filters import all_of, field_eq
 
 Role = Literal["admin", "member"]
 Scope = Literal["team", "private"]

@@ -18,6 +18,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_milvus import Milvus
 
 K = TypeVar("K", bound=Hashable)
+MAX_PARALLEL_SEARCHES = 2  # Milvus search calls in flight per process (each carries many query vectors)
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -148,7 +149,9 @@ class BatchedMilvus(LeanMilvus):
     have returned.
     """
 
-    def __init__(self, *args: Any, max_parallel_searches: int = 2, max_batch: int = 64, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, max_parallel_searches: int = MAX_PARALLEL_SEARCHES, max_batch: int = 64, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         # One call in flight per (filter, limit) group; all groups together at most `max_parallel_searches`.
         self.searches: Coalescer[str, tuple[list[float] | str, dict[str, Any]], list[Any]] = Coalescer(

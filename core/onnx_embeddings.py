@@ -27,11 +27,6 @@ EXPORT_VERSION = "2"  # bump when the exported graph changes
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "team-knowledge-assistant"
-
-
 def _fingerprint(model_dir: Path) -> str:
     """Changes when the weights, the config or the export code change."""
     digest = hashlib.sha256(EXPORT_VERSION.encode())
@@ -97,14 +92,11 @@ def fuse(path: str, config: Any) -> None:
 class OnnxEmbeddings(Embeddings):
     """A sentence-transformers model (BERT family, mean pooling, normalised) on ONNX Runtime."""
 
-    def __init__(
-        self, model_dir: str | Path, cache_dir: Path | None = None, threads: int = 0, batch_size: int = 32
-    ) -> None:
+    def __init__(self, model_dir: str | Path, cache_dir: Path, threads: int = 0, batch_size: int = 32) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         model_dir = Path(model_dir)
-        cache_dir = cache_dir or default_cache_dir()
         self.path = cache_dir / f"{model_dir.name or 'model'}-{_fingerprint(model_dir)}.onnx"
         if not self.path.exists():
             log.info("Exporting the embedding model to ONNX (once): %s", self.path)

@@ -10,6 +10,7 @@ from langchain_core.embeddings import Embeddings
 
 from core.database import open_database
 from core.models import EmbeddingCache, embedding_info, make_embeddings
+from core.privacy import data_paths, keep_private
 from core.settings import Settings
 from core.store import KnowledgeBase
 
@@ -23,8 +24,12 @@ def _not_a_probe(record: logging.LogRecord) -> bool:
 
 def quiet_libraries() -> None:
     """Keep third-party chatter (progress bars, client warnings) out of user output."""
-    for name in ("pymilvus", "httpx", "sentence_transformers", "transformers", "langchain_milvus", "pypdf"):
+    # httpx2: the fork of httpx the OpenAI SDK uses, which logs every request to the model at INFO.
+    for name in ("pymilvus", "httpx", "httpx2", "sentence_transformers", "transformers", "langchain_milvus", "pypdf"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # Milvus Lite imports faiss, whose loader reports at INFO each CPU build it tries (AVX512, AVX2, ...), and
+    # `chainlit run` logs INFO from every library: only its warnings.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     grpc_server = logging.getLogger("grpc._server")
     if _not_a_probe not in grpc_server.filters:
         grpc_server.addFilter(_not_a_probe)
@@ -42,6 +47,7 @@ async def open_knowledge_base(settings: Settings, embeddings: Embeddings | None 
     """The knowledge base for these settings (the Milvus collection and the app database that keeps its
     document registry), closed and flushed on exit."""
     quiet_libraries()
+    keep_private(data_paths(settings))
     embeddings = EmbeddingCache(embeddings or make_embeddings(settings))
     async with open_database(settings.database) as engine:
         kb = await KnowledgeBase.open(settings, embeddings, embedding_info(settings, embeddings.inner), engine)

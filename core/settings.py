@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
@@ -12,6 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import SettingsError
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+# The bounds of per-question options, shared by the settings, the settings panel and the chain's clamp.
+MAX_K = 20
+MAX_REWRITES = 8
 DEFAULT_EMBEDDING_MODELS = {"local": "all-MiniLM-L6-v2", "openai": "text-embedding-3-small"}
 
 
@@ -32,6 +36,10 @@ class Settings(BaseSettings):
     milvus_token: SecretStr | None = None
     collection: str = "knowledge"
     files_dir: str = "./data/files"  # originals of indexed files: PDFs open at the cited page, re-index reads them
+    # The sources of stored answers (passages, PDF pages), so history and shared conversations can open them:
+    sources_dir: str = "./data/sources"  # on this disk, served only to people who may read the conversation
+    sources_bucket: str = ""  # or an S3 bucket (needs `pip install '.[s3]'`; boto3's AWS_* credentials)
+    sources_endpoint_url: str = ""  # an S3-compatible store (MinIO, Ceph, R2, ...) instead of AWS
 
     # Team: sign-in, history, scopes
     database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./data/app.db")  # users, chat history, feedback
@@ -45,9 +53,9 @@ class Settings(BaseSettings):
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str = ""
     embedding_base_url: str | None = None  # an embeddings server apart from the chat one (default: OPENAI_BASE_URL)
-    # The local model runs on ONNX Runtime (exported once into `model_cache_dir`), or on PyTorch as shipped.
-    embedding_backend: Literal["onnx", "torch"] = "onnx"
     model_cache_dir: str = ""  # default: $XDG_CACHE_HOME/team-knowledge-assistant (~/.cache/...)
+    # The standard cache location (not RAG_-prefixed), read here so that nothing else reads the environment.
+    xdg_cache_home: str = Field("", validation_alias=AliasChoices("XDG_CACHE_HOME", "xdg_cache_home"))
     chat_provider: Literal["auto", "openai", "extractive"] = "auto"
     chat_model: str = "gpt-4o-mini"
     temperature: float = Field(0.1, ge=0.0, le=2.0)
@@ -61,27 +69,15 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(150, ge=0)
     max_file_mb: float = Field(50.0, gt=0, le=1024)
     max_files_per_message: int = Field(20, ge=1, le=1000)
+    unsent_upload_ttl_s: float = Field(900.0, ge=1, le=86_400)  # an attached file never sent is deleted after this
     max_chunks_per_file: int = Field(10_000, ge=1, le=1_000_000)
-    parse_timeout_s: float = Field(120.0, gt=0, le=3600)
-    parse_memory_mb: int = Field(2048, ge=256, le=65_536)
-    max_parallel_files: int = Field(4, ge=1, le=64)
-    max_parallel_embeds: int = Field(2, ge=1, le=64)
-    embed_batch_size: int = Field(64, ge=1, le=2048)
-    embed_request_size: int = Field(256, ge=1, le=2048)  # texts per request to an embeddings server
 
     # Retrieval and answering
-    rewrites: int = Field(3, ge=0, le=8)
-    k: int = Field(5, ge=1, le=50)
-    fetch_k: int = Field(20, ge=1, le=200)
+    rewrites: int = Field(1, ge=0, le=MAX_REWRITES)
+    k: int = Field(5, ge=1, le=MAX_K)
     search_mode: Literal["similarity", "mmr"] = "similarity"
     hybrid_search: bool = True  # also search Milvus's BM25 full-text index (Milvus >= 2.5, Milvus Lite)
-    mmr_lambda: float = Field(0.5, ge=0.0, le=1.0)
-    score_threshold: float = Field(0.15, ge=-1.0, le=1.0)
-    search_openings: bool = True
-    keyword_rank: bool = True
-    max_chunks_per_source: int = Field(0, ge=0, le=50)
-    max_parallel_searches: int = Field(2, ge=1, le=64)
-    batch_searches: bool = True
+    score_threshold: float = Field(0.25, ge=-1.0, le=1.0)
     history_turns: int = Field(4, ge=0, le=50)
 
     @model_validator(mode="after")
@@ -97,8 +93,9 @@ class Settings(BaseSettings):
             )
         if not self.database.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("RAG_DATABASE_URL must be sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB")
-        if self.fetch_k < self.k:
-            self.fetch_k = self.k
+        if not self.model_cache_dir:
+            base = Path(self.xdg_cache_home) if self.xdg_cache_home else Path.home() / ".cache"
+            self.model_cache_dir = str(base / "team-knowledge-assistant")
         if not self.embedding_model:
             self.embedding_model = DEFAULT_EMBEDDING_MODELS[self.embedding_provider]
         if self.embedding_provider == "openai" and not (

@@ -6,21 +6,34 @@ import asyncio
 import contextlib
 import functools
 import logging
-import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from langchain_milvus import BM25BuiltInFunction, Milvus
-from pymilvus import DataType, FunctionType, MilvusClient, MilvusException
+from langchain_milvus import Milvus
+from pymilvus import MilvusClient, MilvusException
 from pymilvus.exceptions import DataNotMatchException, DataTypeNotMatchException, ParamError, PrimaryKeyException
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.batching import BatchedMilvus, LeanMilvus
 from core.errors import EmbeddingMismatch, StoreRefused, StoreUnavailable
-from core.models import EmbeddingCache, EmbeddingInfo
+from core.filters import all_of, field_eq, quote
+from core.models import EMBED_BATCH_SIZE, EmbeddingCache, EmbeddingInfo
+from core.schema import (
+    FULL_TEXT_INDEX,
+    FULL_TEXT_SEARCH,
+    INDEX,
+    METRIC,
+    PK,
+    SPARSE,
+    TEXT,
+    VECTOR,
+    ensure_collection,
+    full_text_function,
+)
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,55 +41,19 @@ T = TypeVar("T")
 RETRY_DELAYS = (0.2, 0.4, 0.8, 1.6, None)
 OPEN_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # connecting at start-up: about 15 s before giving up
 
-PK, TEXT, VECTOR, SPARSE = "pk", "text", "vector", "sparse"
-METRIC = "COSINE"  # similarity: higher is better
-INDEX = {"index_type": "HNSW", "metric_type": METRIC, "params": {"M": 16, "efConstruction": 200}}
-# Full text: Milvus computes a BM25 sparse vector from every chunk's text (Milvus >= 2.5, Milvus Lite 3).
-FULL_TEXT_INDEX = {"index_type": "SPARSE_INVERTED_INDEX", "metric_type": "BM25"}
-FULL_TEXT_SEARCH = {"metric_type": "BM25", "params": {}}  # Milvus Lite rejects langchain-milvus's default params
-# Milvus Lite knows only the standard tokenizer with lowercase and stop filters (no stemming, no "_english_"
-# list), so the stop words are spelled out: a question's "what is the" must not match every chunk.
-# fmt: off
-STOP_WORDS = [
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "of",
-    "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will",
-    "with", "what", "which", "who", "whom", "how", "why", "when", "where", "do", "does", "did", "can", "could",
-    "should", "would", "i", "me", "my", "we", "our", "you", "your", "he", "she", "his", "her", "its", "them", "from",
-    "has", "have", "had", "been", "being", "am", "so", "than", "too", "very", "just", "about", "any", "some", "all",
-    "it's", "i'm",
-]
-# fmt: on
-ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": STOP_WORDS}]}
-FULL_TEXT_FUNCTION = "text_bm25"
-MODEL_PROPERTY = "kb.embedding_model"
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": ""}
+
+# pymilvus pings every connection every 10 s, idle or not (gRPC keepalive), so that a network between
+# client and server (NAT, load balancer) does not drop it silently. Over loopback there is no such network,
+# and Milvus Lite's gRPC server (grpcio's defaults: no pings on an idle connection, at most one per 5 minutes
+# during a call) answers those pings with GOAWAY "too_many_pings", logged by gRPC on stderr, and a reconnect.
+# To Milvus Lite, in-process or `milvus-lite server`, and to anything on loopback: no keepalive pings.
+NO_KEEPALIVE = {"grpc.keepalive_time_ms": 2**31 - 1}  # INT_MAX: gRPC's "never" (its default for clients)
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
-def quote(value: str) -> str:
-    """A Milvus string literal that always means exactly `value`."""
-    return '"' + "".join(_ESCAPES.get(ch, ch) for ch in value) + '"'
-
-
-def field_eq(field: str, value: str | int) -> str:
-    """`field == value`, with the field name checked and the value escaped."""
-    if not IDENTIFIER.match(field):
-        raise ValueError(f"not a field name: {field!r}")
-    literal = str(int(value)) if isinstance(value, int) else quote(value)
-    return f"{field} == {literal}"
-
-
-def field_in(field: str, values: Iterable[str]) -> str:
-    """`field in [...]`, every value escaped."""
-    if not IDENTIFIER.match(field):
-        raise ValueError(f"not a field name: {field!r}")
-    return f"{field} in [{', '.join(quote(v) for v in values)}]"
-
-
-def all_of(*exprs: str | None) -> str | None:
-    """Join filter expressions with `and` (None when there are none)."""
-    parts = [f"({e})" for e in exprs if e]
-    return " and ".join(parts) or None
+def _on_loopback(uri: str) -> bool:
+    host = urlparse(uri).hostname or ""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
 def _connection_args(settings: Settings) -> dict[str, Any]:
@@ -84,6 +61,8 @@ def _connection_args(settings: Settings) -> dict[str, Any]:
     if settings.is_milvus_lite:
         Path(settings.milvus_uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
         args["uri"] = str(Path(settings.milvus_uri).expanduser().resolve())
+    if settings.is_milvus_lite or _on_loopback(settings.milvus_uri):
+        args["grpc_options"] = dict(NO_KEEPALIVE)
     if settings.milvus_token:
         args["token"] = settings.milvus_token.get_secret_value()
     return args
@@ -91,99 +70,6 @@ def _connection_args(settings: Settings) -> dict[str, Any]:
 
 def _where(settings: Settings) -> str:
     return "Milvus Lite file " + settings.milvus_uri if settings.is_milvus_lite else "Milvus at " + settings.milvus_uri
-
-
-def _full_text_function() -> BM25BuiltInFunction:
-    return BM25BuiltInFunction(
-        input_field_names=TEXT, output_field_names=SPARSE, analyzer_params=ANALYZER, function_name=FULL_TEXT_FUNCTION
-    )
-
-
-def _server_lacks_full_text(client: MilvusClient) -> str | None:
-    """Why this Milvus cannot index full text, when its version says so (None: it may)."""
-    try:
-        version = str(client.get_server_version())
-    except MilvusException:
-        return None
-    found = re.match(r"v?(\d+)\.(\d+)", version)
-    if found and (int(found[1]), int(found[2])) < (2, 5):
-        return f"Milvus {version.lstrip('v')} has no full-text (BM25) search; it needs Milvus 2.5 or later"
-    return None
-
-
-def _has_full_text(desc: dict[str, Any]) -> bool:
-    """Whether a collection carries the BM25 field computed from its text."""
-    functions = desc.get("functions") or []
-    return any(
-        f.get("type") == FunctionType.BM25 and SPARSE in (f.get("output_field_names") or []) for f in functions
-    ) and SPARSE in {f.get("name") for f in desc.get("fields", [])}
-
-
-def _create_collection(client: MilvusClient, name: str, info: EmbeddingInfo, full_text: bool) -> None:
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
-    schema.add_field(PK, DataType.VARCHAR, is_primary=True, max_length=128)
-    text_options: dict[str, Any] = {"enable_analyzer": True, "analyzer_params": ANALYZER} if full_text else {}
-    schema.add_field(TEXT, DataType.VARCHAR, max_length=65_535, **text_options)
-    schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=info.dim)
-    # Access fields are real columns: every chunk must have them, and filters on them are typed.
-    schema.add_field("scope", DataType.VARCHAR, max_length=16)
-    schema.add_field("owner", DataType.VARCHAR, max_length=256)
-    index = client.prepare_index_params()
-    index.add_index(field_name=VECTOR, **INDEX)
-    if full_text:
-        schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_function(_full_text_function().function)
-        index.add_index(field_name=SPARSE, **FULL_TEXT_INDEX)
-    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
-    client.alter_collection_properties(name, properties={MODEL_PROPERTY: info.name})
-
-
-def _drop_if_empty(client: MilvusClient, name: str) -> None:
-    """Remove a collection this process just created and could not finish (never one holding data)."""
-    with contextlib.suppress(MilvusException):
-        if client.has_collection(name) and int(client.get_collection_stats(name).get("row_count", 0)) == 0:
-            client.drop_collection(name)
-
-
-def _create_new(client: MilvusClient, name: str, info: EmbeddingInfo) -> str | None:
-    """Create the collection, with full text where the backend has it; returns why not (None: it has)."""
-    lacking = _server_lacks_full_text(client)
-    if lacking is None:
-        try:
-            _create_collection(client, name, info, full_text=True)
-        except MilvusException as exc:  # an engine without functions or sparse vectors: dense only
-            if "exist" in str(exc).lower():
-                raise  # another process created it meanwhile
-            lacking = f"this Milvus could not create a full-text (BM25) index: {exc.message}"
-            _drop_if_empty(client, name)  # Milvus 2.3 creates the collection, then refuses the index
-        else:
-            if _has_full_text(client.describe_collection(name)):
-                return None
-            # Accepted but silently dropped (a server that predates functions): start again without it.
-            lacking = "this Milvus accepted but did not keep the full-text (BM25) index"
-            _drop_if_empty(client, name)
-    _create_collection(client, name, info, full_text=False)
-    return lacking
-
-
-def _ensure_collection(client: MilvusClient, name: str, info: EmbeddingInfo) -> str | None:
-    """Open or create the collection; returns why full-text search is unavailable (None when it is)."""
-    if not client.has_collection(name):
-        try:
-            return _create_new(client, name, info)
-        except MilvusException:
-            if not client.has_collection(name):
-                raise
-            # Another replica created it at the same moment: use theirs, checked like any existing one.
-    desc = client.describe_collection(name)
-    _check_embedding(desc, name, info)
-    if _has_full_text(desc):
-        return None
-    return (
-        f"the collection '{name}' has no full-text index (it was created before hybrid search existed, "
-        "or on a Milvus without BM25); `python -m ingest.manage copy --to-collection NEW_NAME` indexes its "
-        "documents into a new collection that has it"
-    )
 
 
 class KnowledgeBase:
@@ -214,6 +100,7 @@ class KnowledgeBase:
         self.identity = f"{_connection_args(settings)['uri']}#{settings.collection}"
         # Milvus Lite loses rows after concurrent writes to one collection: one writer at a time.
         self.write_lock = asyncio.Lock()
+        self.add_batch = EMBED_BATCH_SIZE  # chunks embedded and written per `aadd_documents` call
         self._healing = asyncio.Lock()
 
     @classmethod
@@ -240,20 +127,22 @@ class KnowledgeBase:
 
     @staticmethod
     def _open_sync(
-        settings: Settings, embeddings: Embeddings, info: EmbeddingInfo
+        settings: Settings, embeddings: Embeddings, info: EmbeddingInfo, batched: bool = True
     ) -> tuple[Milvus, Milvus | None, str | None]:
-        """The dense store, the full-text store (or None) and why there is none."""
+        """The dense store, the full-text store (or None) and why there is none.
+
+        `batched` coalesces concurrent searches into multi-vector Milvus calls (core/batching.py);
+        False makes one call per search, the baseline the benchmarks and tests compare against.
+        """
         args = _connection_args(settings)
         client = MilvusClient(**args)
         name = settings.collection
         try:
-            note = _ensure_collection(client, name, info)
+            note = ensure_collection(client, name, info)
         finally:
             client.close()
-        store_class = BatchedMilvus if settings.batch_searches else LeanMilvus
-        batching: dict[str, Any] = {"max_parallel_searches": settings.max_parallel_searches}
+        store_class = BatchedMilvus if batched else LeanMilvus
         common: dict[str, Any] = {
-            **(batching if settings.batch_searches else {}),
             "collection_name": name,
             "connection_args": args,
             "consistency_level": "Strong",
@@ -274,7 +163,7 @@ class KnowledgeBase:
         if note is None:
             full_text = store_class(
                 embedding_function=None,
-                builtin_function=_full_text_function(),
+                builtin_function=full_text_function(),
                 index_params=FULL_TEXT_INDEX,
                 search_params=FULL_TEXT_SEARCH,
                 vector_field=SPARSE,
@@ -324,6 +213,38 @@ class KnowledgeBase:
             "searched or stored. It recovers by itself once the database is back; please try again shortly."
         ) from failure
 
+    # --- searching (the chains' Searcher) ------------------------------------------------------------
+    @property
+    def has_full_text(self) -> bool:
+        return self.full_text is not None
+
+    async def search_dense(self, query: str, k: int, expr: str | None) -> list[tuple[Document, float]]:
+        """Chunks by cosine similarity to `query` (higher is better)."""
+        return await self.guarded(lambda: self.store.asimilarity_search_with_score(query, k=k, expr=expr))
+
+    async def search_mmr(
+        self, query: str, k: int, fetch_k: int, lambda_mult: float, expr: str | None
+    ) -> list[Document]:
+        return await self.guarded(
+            lambda: self.store.amax_marginal_relevance_search(
+                query, k=k, fetch_k=fetch_k, lambda_mult=lambda_mult, expr=expr
+            )
+        )
+
+    async def search_full_text(self, query: str, k: int, expr: str | None) -> list[tuple[Document, float]]:
+        """Chunks by Milvus's BM25 score for `query` (only when `has_full_text`)."""
+        full_text = self.full_text
+        if full_text is None:
+            return []
+        return await self.guarded(lambda: full_text.asimilarity_search_with_score(query, k=k, expr=expr))
+
+    async def contains(self, text: str, expr: str | None) -> bool | None:
+        """Whether any chunk matching `expr` contains `text` verbatim (None: this Milvus cannot tell)."""
+        try:
+            return await self.count(all_of(expr, f"text like {quote('%' + text + '%')}")) > 0
+        except (StoreRefused, StoreUnavailable):
+            return None
+
     async def flush(self) -> None:
         """Seal new rows so searches use the index instead of a slow scan."""
         await self.guarded(lambda: asyncio.to_thread(self.store.client.flush, self.name))
@@ -365,7 +286,7 @@ class KnowledgeBase:
 
     async def add(self, documents: list[Document], ids: list[str]) -> None:
         """Write chunks through LangChain's `aadd_documents` in batches (callers hold `write_lock`)."""
-        size = self.settings.embed_batch_size
+        size = self.add_batch
         for start in range(0, len(documents), size):
             batch, batch_ids = documents[start : start + size], ids[start : start + size]
             await self.guarded(functools.partial(self.store.aadd_documents, batch, ids=batch_ids))
@@ -378,21 +299,3 @@ _REFUSED_CODES = {*range(5, 14), 1100}
 
 def _refusal(exc: MilvusException) -> bool:
     return isinstance(exc, _REFUSED_TYPES) or exc.code in _REFUSED_CODES
-
-
-def _check_embedding(desc: dict[str, Any], name: str, info: EmbeddingInfo) -> None:
-    fields = {f.get("name") for f in desc.get("fields", [])}
-    if not {"scope", "owner"} <= fields:
-        raise EmbeddingMismatch(
-            f"The collection '{name}' was created by an older version without access scopes, so its documents "
-            "cannot be kept private. Choose a new RAG_COLLECTION and index your documents into it again."
-        )
-    dim = next((int(f["params"]["dim"]) for f in desc.get("fields", []) if f.get("name") == VECTOR), None)
-    built_with = (desc.get("properties") or {}).get(MODEL_PROPERTY)
-    if (built_with and built_with != info.name) or (dim is not None and dim != info.dim):
-        raise EmbeddingMismatch(
-            f"The collection '{name}' was built with {built_with or 'another model'} ({dim} dimensions), "
-            f"but the app is set to embed with {info.name} ({info.dim} dimensions). "
-            "Set RAG_EMBEDDING_PROVIDER / RAG_EMBEDDING_MODEL back to the model it was built with, "
-            "or choose a new RAG_COLLECTION and index your documents into it again."
-        )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,8 +17,6 @@ from core.database import open_database
 from core.errors import KnowledgeBaseError
 
 MIN_PASSWORD = 8
-MAX_FAILURES = 5  # per identifier, then sign-in is refused for LOCKOUT_S
-LOCKOUT_S = 300.0
 _hasher = PasswordHasher()
 _DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$0hWYy6XWZ1c3h5a3fYdWpIHz2PK/4ZbuH1h6yvYJz/0"
 SELECT = 'SELECT "identifier", "role", "created_at", "password_hash" FROM kb_users'
@@ -63,7 +60,6 @@ class UserStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._failures: dict[str, list[float]] = {}
         # Each check costs ~50 ms of CPU by design: a flood of sign-ins must not take every core.
         self._hash_slots = asyncio.Semaphore(2)
 
@@ -127,7 +123,6 @@ class UserStore:
             )
         if not res.rowcount:
             raise UserError(f"no user '{ident}'")
-        self._failures.pop(ident, None)
 
     async def set_role(self, identifier: str, role: Role) -> None:
         ident = normalize_identifier(identifier)
@@ -141,13 +136,11 @@ class UserStore:
             raise UserError(f"no user '{ident}'")
 
     async def verify(self, identifier: str, password: str) -> UserRecord | None:
-        """The user when the password is right; None otherwise (and while too many attempts have failed)."""
+        """The user when the password is right; None otherwise (core.throttle slows repeated guessing)."""
         try:
             ident = normalize_identifier(identifier)
         except UserError:
             return None
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(ident, []) if now - t < LOCKOUT_S]
         row = await self._fetch(ident)
         stored = row[3] if row and row[3] else _DUMMY_HASH  # same work whether or not the user exists
         try:
@@ -156,13 +149,8 @@ class UserStore:
             ok = verified and row is not None and bool(row[3])
         except (VerificationError, InvalidHashError):
             ok = False
-        if not ok or len(recent) >= MAX_FAILURES:
-            if not ok:
-                recent.append(now)
-            self._failures[ident] = recent
+        if not ok or row is None:
             return None
-        self._failures.pop(ident, None)
-        assert row is not None
         return UserRecord(row[0], row[1], row[2], True)
 
 

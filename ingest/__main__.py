@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import signal
 import sys
@@ -17,6 +18,7 @@ from core.cli import run_plainly
 from core.runtime import open_knowledge_base
 from core.settings import load_settings
 from ingest.pipeline import FileResult, Ingestor, collect_files
+from ingest.recovery import Recovery
 
 
 async def run(paths: list[Path], collection: str | None, as_json: bool, scope: Scope, owner: str) -> int:
@@ -38,7 +40,7 @@ async def run(paths: list[Path], collection: str | None, as_json: bool, scope: S
 
     async with open_knowledge_base(settings) as kb:
         ingestor = Ingestor(kb)
-        for recovered in await ingestor.recover():
+        for recovered in await Recovery(ingestor).recover():
             if not as_json:
                 print(f"after an interruption: {recovered.describe()}", flush=True)
         results = await ingestor.ingest(files, on_result=progress)
@@ -59,12 +61,25 @@ async def run(paths: list[Path], collection: str | None, as_json: bool, scope: S
     return 0 if all(r.status != "failed" for r in results) else 2
 
 
+STOP_GRACE_S = 60.0
+"""After SIGTERM or Ctrl-C the process exits within this long. Past it, every thread's stack is printed to
+stderr and the process exits anyway: what is stored stays stored (the next start settles a cut write), and a
+stop that hung says where."""
+
+
 async def graceful(work: Coroutine[Any, Any, int]) -> int:
     """Run `work`; SIGTERM or Ctrl-C cancel it, so the knowledge base is flushed and closed on the way out."""
     task = asyncio.ensure_future(work)
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        # The way out also joins threads we do not own (Milvus Lite's background tasks, gRPC) at interpreter
+        # exit. faulthandler's watchdog is a C thread: it fires even if a stuck native call holds the GIL.
+        faulthandler.dump_traceback_later(STOP_GRACE_S, exit=True, file=sys.__stderr__ or sys.stderr)
+        task.cancel()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, stop)
     try:
         return await task
     except asyncio.CancelledError:

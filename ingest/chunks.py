@@ -14,7 +14,7 @@ from core.settings import Settings
 from ingest.loaders import ParsedDocument
 
 # Bump when parsing or splitting changes what a file turns into: re-indexing then rewrites every file.
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"  # 3: identical chunks stored once per document; PDF text through pdfium
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,11 @@ def check_size(doc: ParsedDocument, spec: ChunkSpec) -> None:
 
 
 def split(doc: ParsedDocument, owner: Owner, doc_hash: str, spec: ChunkSpec) -> list[Document]:
-    """Split sections into chunks that carry the title and headings they sit under."""
+    """Split sections into chunks that carry the title and headings they sit under.
+
+    A text repeated within the document (a page header, boilerplate, identical rows, a file of one repeated
+    line) is stored once: many identical vectors crowd every other chunk out of the HNSW search.
+    """
     check_size(doc, spec)
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=spec.chunk_size, chunk_overlap=spec.chunk_overlap, add_start_index=False
@@ -65,10 +69,15 @@ def split(doc: ParsedDocument, owner: Owner, doc_hash: str, spec: ChunkSpec) -> 
     now = datetime.now(UTC).isoformat(timespec="seconds")
     version = index_version(doc_hash, spec)
     chunks: list[Document] = []
+    seen: set[str] = set()
     for section in doc.sections:
         path = [h for h in section.headings if h and h != doc.title]
         header = " > ".join([doc.title, *path])
         for piece in splitter.split_text(section.text):
+            same_text = " ".join(piece.split()).lower()
+            if same_text in seen:
+                continue
+            seen.add(same_text)
             index = len(chunks)
             metadata: dict[str, object] = {
                 "source": owner.source,

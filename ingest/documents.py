@@ -9,7 +9,7 @@ from typing import Any
 
 from core.access import Scope, Viewer, document_expr, manageable_by, visible_to
 from core.errors import IngestError
-from core.store import all_of, field_eq
+from core.filters import all_of, field_eq
 from ingest.pipeline import FileInput, FileResult, Ingestor, document_key, kept_file
 from ingest.registry import DocumentVersion, Entry
 

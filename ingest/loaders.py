@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -117,26 +118,46 @@ def load_csv(data: bytes, name: str) -> ParsedDocument:
     return ParsedDocument(Path(name).stem, "csv", [Section("\n".join(lines))])
 
 
+# PDF text as pdfium gives it: a hyphen it inserted at a line break (U+FFFE) joins the word again, CR LF
+# line ends, typographic minus signs and dashes (groff writes every option as "−−name") and ligatures.
+_PDF_SOFT_BREAK = re.compile(r"\ufffe\s*")
+_PDF_DASHES = str.maketrans({"\u2212": "-", "\u2010": "-", "\u2011": "-", "\u00ad": ""})
+
+
+def clean_pdf_text(text: str) -> str:
+    """Extracted PDF text as words a reader (and a search) expects."""
+    text = _PDF_SOFT_BREAK.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return unicodedata.normalize("NFKC", text).translate(_PDF_DASHES)
+
+
 def load_pdf(data: bytes, name: str) -> ParsedDocument:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    """PDF text through pdfium (pypdfium2): on groff-made PDFs it broke half as many words as pypdf and read
+    them 5-20x faster (benchmarks/pdf_text.py, BENCHMARKS.md part 7)."""
+    import pypdfium2 as pdfium
 
     if not data.lstrip()[:1024].startswith(b"%PDF") and b"%PDF" not in data[:1024]:
         raise IngestError("this is not a PDF (no PDF header); the file may be damaged or misnamed")
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise IngestError("the PDF is password-protected; remove the password and upload it again")
+        document = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise IngestError("the PDF is password-protected; remove the password and upload it again") from exc
+        raise IngestError(f"the PDF is damaged and could not be read ({exc})") from exc
+    try:
         sections = []
-        for number, page in enumerate(reader.pages, start=1):
-            text = (page.extract_text() or "").strip()
+        for number in range(1, len(document) + 1):
+            page = document[number - 1]
+            textpage = page.get_textpage()
+            text = clean_pdf_text(textpage.get_text_range()).strip()
+            textpage.close()
+            page.close()
             if text:
                 sections.append(Section(text, [], number))
-        meta_title = (reader.metadata.title if reader.metadata else None) or ""
-    except IngestError:
-        raise
-    except (PdfReadError, Exception) as exc:
+        meta_title = str(document.get_metadata_dict().get("Title") or "")
+    except Exception as exc:
         raise IngestError(f"the PDF is damaged and could not be read ({type(exc).__name__})") from exc
+    finally:
+        document.close()
     if not sections:
         raise EmptyDocument("the PDF has no text layer (a scan?); run it through OCR first")
     return ParsedDocument(str(meta_title).strip() or Path(name).stem, "pdf", sections)

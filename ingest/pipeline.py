@@ -9,7 +9,7 @@ import logging
 import shutil
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -18,19 +18,21 @@ from langchain_core.documents import Document
 from core.access import Scope, Viewer, document_expr
 from core.errors import IngestError, KnowledgeBaseError
 from core.files import written_aside
+from core.filters import all_of, field_eq, quote
 from core.settings import Settings
-from core.store import KnowledgeBase, all_of, field_eq, quote
+from core.store import KnowledgeBase
 from ingest.chunks import ChunkSpec
 from ingest.registry import DocumentBusy, DocumentVersion, Entry, Registry, State
 from ingest.sandbox import shared_pool
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-COMPLETED = "written in full before the interruption; completed"
-REINDEXED = "interrupted while being written; indexed again from the kept original"
 # While another process writes the same document: wait this long (seconds) between tries, then give up.
 CLAIM_WAITS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-RECHECK_PENDING_S = 60.0  # how often a running app looks for writes a dead process left pending
+MAX_PARALLEL_FILES = 4  # files parsed at once, each in a worker process
+MAX_PARALLEL_EMBEDS = 2  # files embedded at once (outside the single writer)
+PARSE_TIMEOUT_S = 120.0  # a worker still reading a file after this long is stopped and the file reported
+PARSE_MEMORY_MB = 2048  # address-space limit of each reading worker: a decompression bomb fails alone
 
 
 @dataclass
@@ -98,14 +100,12 @@ class Ingestor:
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
         self.settings = kb.settings
-        self._parse_slots = asyncio.Semaphore(self.settings.max_parallel_files)
-        self._parsers = shared_pool(
-            self.settings.max_parallel_files, self.settings.parse_timeout_s, self.settings.parse_memory_mb
-        )
-        self._embed_slots = asyncio.Semaphore(self.settings.max_parallel_embeds)
+        self._parse_slots = asyncio.Semaphore(MAX_PARALLEL_FILES)
+        self._parsers = shared_pool(MAX_PARALLEL_FILES, PARSE_TIMEOUT_S, PARSE_MEMORY_MB)
+        self._embed_slots = asyncio.Semaphore(MAX_PARALLEL_EMBEDS)
         self.registry = Registry(kb.engine, kb.identity)
-        self._unsettled = False
-        self._recovering = asyncio.Lock()
+        # Set when a failed write could not be rolled back: its row stays pending for recovery (ingest.recovery).
+        self.unsettled = asyncio.Event()
 
     async def ingest(
         self, files: list[FileInput], on_result: ProgressCallback | None = None, viewer: Viewer | None = None
@@ -123,12 +123,6 @@ class Ingestor:
                     await maybe
             return result
 
-        if self._unsettled and not self._recovering.locked():  # a write could not be rolled back: settle it
-            self._unsettled = False
-            try:
-                await self.recover()
-            except KnowledgeBaseError:
-                self._unsettled = True
         return list(await asyncio.gather(*(one(f) for f in files)))
 
     async def _ingest_one(self, item: FileInput, viewer: Viewer | None) -> FileResult:
@@ -246,7 +240,7 @@ class Ingestor:
                     await self._restore(previous, version, mark)
                     raise IngestError(f"the chunks could not be stored ({reason})") from exc
                 # Not even the partial chunks could be removed: the row stays pending for recovery.
-                self._unsettled = True
+                self.unsettled.set()
                 later = "what was written is removed automatically once the knowledge base is reachable"
                 raise UnsettledWrite(f"the chunks could not be stored ({reason}); {later}") from exc
             # The new version is complete: only now drop what it replaces.
@@ -297,72 +291,6 @@ class Ingestor:
             await self.registry.settle(previous, "pending")
         else:
             await mark("failed")
-
-    async def recover(self) -> list[FileResult]:
-        """Settle documents a crash left `pending`: finish complete ones, re-index the rest from the kept
-        original (or report them failed), so nothing is half-written and nothing is duplicated.
-
-        A document another running process is writing (a replica, the command line) is left to it.
-        """
-        async with self._recovering:
-            results: list[FileResult] = []
-            for seen in await self.registry.entries("pending"):
-                if self.registry.held_elsewhere(seen):
-                    log.info("%s is being written by another process; leaving it to it", seen.source)
-                    continue
-                settled = await self._settle(seen)
-                if settled is not None:
-                    results += settled
-            return results
-
-    async def _settle(self, seen: Entry) -> list[FileResult] | None:
-        """Settle one pending row, unless someone else took it meanwhile (None)."""
-        async with self.kb.write_lock:  # no write of this process is in flight: our own pending rows are stale
-            entry = await self.registry.get(seen.doc_key)  # as it is now, not as it was listed
-            if entry is None or entry.state != "pending":
-                return None
-            try:  # refused while a live process holds it, or if one took it since we read it
-                await self.registry.claim(DocumentVersion.of(entry))
-            except DocumentBusy:
-                return None
-            scope: Scope = "private" if entry.scope == "private" else "team"
-            document = document_expr(entry.source, scope, entry.owner)
-            this_version = all_of(document, field_eq("version", entry.version))
-            assert this_version is not None
-            present = await self.kb.count(this_version)
-            if entry.chunks and present == entry.chunks:  # written in full; the crash came just after
-                await self.kb.delete(all_of(document, f"version != {quote(entry.version)}") or "")
-                await self.kb.flush()
-                await self.registry.settle(entry, "indexed")
-                return [FileResult(entry.source, "indexed", entry.chunks, COMPLETED, doc_hash=entry.doc_hash)]
-            if present:
-                await self.kb.delete(this_version)
-                await self.kb.flush()
-        original = kept_file(self.settings, entry.doc_hash)
-        kept: bool = await asyncio.to_thread(original.exists)
-        if entry.doc_hash and kept:
-            item = FileInput(original, entry.source, scope, entry.owner)
-            return [replace(r, reason=r.reason or REINDEXED) for r in await self.ingest([item])]
-        reason = "indexing was interrupted and the file was not kept; upload it again"
-        await self.registry.settle(entry, "failed", reason)
-        return [FileResult(entry.source, "failed", reason=reason)]
-
-    async def watch(self, stop: asyncio.Event, every: float = RECHECK_PENDING_S) -> None:
-        """Until `stop` is set, settle now and then what a process that died mid-write left pending (another
-        replica's crash is noticed here, not only at this process's next start)."""
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), every)
-                return
-            except TimeoutError:
-                pass
-            try:
-                for result in await self.recover():
-                    log.warning("after an interruption elsewhere: %s", result.describe())
-            except KnowledgeBaseError as exc:
-                log.warning("could not check for interrupted writes: %s", exc)
-            except Exception:
-                log.exception("could not check for interrupted writes")
 
     def _keep(self, path: Path, doc_hash: str) -> None:
         """Keep the original, so citations can open it and the document can be re-indexed."""

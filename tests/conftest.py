@@ -90,3 +90,27 @@ async def kb(settings: Settings, embeddings: Embeddings) -> AsyncIterator[Knowle
 
     async with open_knowledge_base(settings, embeddings) as base:
         yield base
+
+
+# What `make test` leaves to `make test-all` (the README's Tests section says the same), and why.
+SLOW_PLACES = {
+    "tests/e2e/": "a real Chromium against the running app",
+    "test_crash.py": "SIGKILL trials during ingest and uploads",
+    "test_replicas.py": "several processes writing one knowledge base",
+    "test_soak.py": "simulated users for 20 s",
+    "test_llama_cpp.py": "a real llama.cpp model server (compiled by make test-all)",
+    "test_dev_eval.py": "the git-doc evaluation corpus",
+    "test_fuzz_ingest.py": "generated hostile files",
+    "test_database_outage.py": "a Milvus server stopped and restarted",
+    "test_replay.py": "a live app answering over its socket, then a chains eval process",
+}
+FAST_PARAMS = {"backend": "lite", "engine": "sqlite", "database": "sqlite"}  # other backends are slow
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        other_backend = any(params.get(name, fast) != fast for name, fast in FAST_PARAMS.items())
+        if other_backend or any(place in path for place in SLOW_PLACES):
+            item.add_marker(pytest.mark.slow)

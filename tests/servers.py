@@ -31,11 +31,13 @@ def app_env(data: Path, **extra: str) -> dict[str, str]:
     root = data / "app-root"
     if not root.exists():
         shutil.copytree(ROOT / ".chainlit", root / ".chainlit")
+        shutil.copytree(ROOT / "public", root / "public")
         shutil.copy(ROOT / "chainlit.md", root / "chainlit.md")
     own = {
         "CHAINLIT_APP_ROOT": str(root),
         "RAG_MILVUS_URI": str(data / "kb.db"),
         "RAG_FILES_DIR": str(data / "files"),
+        "RAG_SOURCES_DIR": str(data / "sources"),
         "RAG_DATABASE_URL": f"sqlite:///{data / 'app.db'}",
     }
     return env | own | extra
@@ -190,7 +192,8 @@ def wait_until_ready(proc: subprocess.Popen[Any], ready: Callable[[], bool], wha
         except Exception:
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"{what} did not start; see {log}")
+    why = f"exited, {exit_reason(proc.returncode)}" if proc.poll() is not None else "no answer in 120 s"
+    raise RuntimeError(f"{what} did not start ({why}); the end of {log}:\n{tail(log)}")
 
 
 MILVUS_COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
@@ -264,9 +267,32 @@ def llama_cpp_server(data: Path, alias: str = "smollm2", embedding: bool = False
         wait_until_ready(proc, answers, "the llama.cpp server", log_path)
         yield base_url
     finally:
+        died = proc.poll()  # it exited by itself while in use: say how, whatever the test reported
         proc.terminate()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if died is not None:
+            raise RuntimeError(
+                f"the llama.cpp server died ({exit_reason(died)}); the end of its log:\n{tail(log_path)}"
+            )
+
+
+def exit_reason(code: int) -> str:
+    """`exit code 1`, or `killed by SIGILL (an instruction this CPU lacks)` for a negative code."""
+    import signal
+
+    if code >= 0:
+        return f"exit code {code}"
+    name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
+    hint = {"SIGILL": " (an instruction this CPU lacks: was it built for another CPU?)", "SIGKILL": " (out of memory?)"}
+    return f"killed by {name}{hint.get(name, '')}"
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

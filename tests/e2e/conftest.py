@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import chainlit_server
+from tests.servers import chainlit_server, postgres_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
@@ -31,6 +31,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app on its embedded defaults (no chat model: extractive answers)."""
     with chainlit_server(tmp_path_factory.mktemp("server")) as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Chat history on the default SQLite file, and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    else:
+        with postgres_server() as url:
+            yield url
 
 
 @pytest.fixture
@@ -79,12 +89,10 @@ class Chat:
 
     async def open_source(self, label: str, expect_text: str) -> None:
         """Click the citation link named `label`; the side panel must show that one source."""
+        await self.page.wait_for_timeout(1600)  # as a person would: the app closes what Chainlit opens by itself
         await self.page.locator(".element-link").filter(has_text=label).first.click()
         title = self.page.locator("#side-view-title")
-        deadline = time.time() + 10
-        while label.lower() not in (await title.inner_text()).lower() and time.time() < deadline:
-            await self.page.wait_for_timeout(100)
-        assert label.lower() in (await title.inner_text()).lower()
+        await title.filter(has_text=label).wait_for(timeout=10_000)
         side = self.page.locator("#side-view-content")
         await side.get_by_text(expect_text).first.wait_for(timeout=15_000)
         assert await side.locator(":scope > *").count() == 1  # just the clicked source, not all of them

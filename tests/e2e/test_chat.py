@@ -23,7 +23,7 @@ async def test_upload_pdf_and_docx_then_a_streamed_cited_answer(server: str, bro
     answer = await chat.wait_answers(1)
     assert "Orion support desk" in answer
     assert chat.stream_tokens() - before > 5  # streamed token by token, not sent whole
-    assert "turbine-manual.pdf p.3" in answer.lower()  # links are upper-cased by CSS
+    assert "turbine-manual.pdf p.3" in answer  # chips show names as written
 
     # The answer's citation is a link; clicking it opens the cited PDF page in the side panel.
     await chat.open_source("turbine-manual.pdf p.3", expect_text="Orion support desk")
@@ -63,12 +63,12 @@ async def test_one_users_large_upload_does_not_stall_another_users_answer(
     await bob.page.get_by_text("facilities.txt:").first.wait_for(timeout=120_000)
 
     await alice.send(files=[big])
-    await alice.page.get_by_text("Using Ingest").first.wait_for(timeout=30_000)  # the step is running
+    await alice.page.get_by_text("Indexing 1 file").first.wait_for(timeout=30_000)  # the upload is running
     await bob.send("When is the office kitchen cleaned?")
     answer = await bob.wait_answers(1)
     assert "18:30" in answer
     # Bob's answer came while Alice's upload was still being indexed.
-    assert await alice.page.get_by_text("Using Ingest").count() == 1
+    assert await alice.page.get_by_text("Indexing 1 file").count() == 1
     assert await alice.page.get_by_text("handbook.txt: indexed").count() == 0
     await alice.page.get_by_text("handbook.txt: indexed").first.wait_for(timeout=600_000)
 
@@ -98,7 +98,7 @@ async def test_welcome_says_what_the_knowledge_base_holds_and_offers_examples(
     chat = await Chat.open(browser, server)  # a new session sees the documents
     welcome = chat.page.get_by_text("The knowledge base holds").first
     assert "documents" in await welcome.inner_text()
-    example = chat.page.get_by_role("button", name="What is").first
+    example = chat.page.get_by_role("button", name="What does").first
     await example.wait_for(timeout=10_000)
     question = (await example.inner_text()).strip()
     await example.click()

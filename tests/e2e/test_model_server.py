@@ -35,7 +35,7 @@ def model_server(server_data: Path, model: ScriptedModel) -> Iterator[str]:
 
 
 async def test_generated_answer_streams_and_stop_cancels_it(
-    model_server: str, model: ScriptedModel, browser: Any, tmp_path: Path
+    model_server: str, model: ScriptedModel, server_data: Path, browser: Any, tmp_path: Path
 ) -> None:
     good = make_good_set(tmp_path / "docs")
     chat = await Chat.open(browser, model_server)
@@ -61,6 +61,11 @@ async def test_generated_answer_streams_and_stop_cancels_it(
     answer = await chat.wait_answers(1, marker="Service is every 1200 hours")
     assert "turbine-manual.pdf" in answer.lower()
     assert model.requests[-1]["stream"] is True
+    # A quiet log: Stop closed the stream (no "ignored GeneratorExit"), no keepalive GOAWAYs from Milvus
+    # Lite, no faiss loader lines.
+    log = (server_data / "server.log").read_text(encoding="utf-8", errors="replace")
+    for noise in ("GeneratorExit", "too_many_pings", "swigfaiss", "Traceback"):
+        assert noise not in log, f"{noise!r} in the server log"
 
 
 async def test_a_failing_model_server_gives_a_plain_answer_and_no_secret_reaches_the_log(

@@ -8,8 +8,9 @@ from langchain_milvus import Milvus
 
 from core.access import LOCAL, visible_to
 from core.batching import BatchedMilvus, LeanMilvus
+from core.filters import all_of, field_eq
 from core.models import EmbeddingCache
-from core.store import KnowledgeBase, all_of, field_eq
+from core.store import KnowledgeBase
 
 EVERY_MILVUS = True  # tests using the knowledge base run on each Milvus backend (conftest)
 
@@ -27,9 +28,7 @@ QUERIES = [
 
 def plain_store(kb: KnowledgeBase) -> Milvus:
     """The same collection through langchain-milvus's own store: one Milvus call per search."""
-    plain, _, _ = KnowledgeBase._open_sync(
-        kb.settings.model_copy(update={"batch_searches": False}), kb.embeddings, kb.info
-    )
+    plain, _, _ = KnowledgeBase._open_sync(kb.settings, kb.embeddings, kb.info, batched=False)
     assert type(plain) is LeanMilvus  # langchain-milvus's own searches; it only hides the index-only BM25 field
     return plain
 

@@ -15,13 +15,15 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 
-from chains import RagChain, SearchOptions
-from chains.evaluate import evaluate, load_dataset
+from chains import Done, RagChain, SearchOptions, SourcesReady, Token
+from chains.evaluate import evaluate
 from chains.extractive import INTRO, NOTHING_FOUND
+from chains.scoring import load_dataset
 from core.errors import EmbeddingMismatch
+from core.filters import field_eq
 from core.models import EmbeddingInfo, make_chat_model
 from core.settings import Settings, load_settings
-from core.store import KnowledgeBase, field_eq
+from core.store import KnowledgeBase
 from tests.integration.openai_server import ScriptedModel, serve
 
 EVERY_MILVUS = True  # tests using the knowledge base run on each Milvus backend (conftest)
@@ -30,9 +32,10 @@ EVERY_MILVUS = True  # tests using the knowledge base run on each Milvus backend
 async def test_offline_answer_streams_with_citations_to_the_right_file_and_page(filled: KnowledgeBase) -> None:
     chain = RagChain(filled, None, filled.settings)
     events = [e async for e in chain.astream("Who handles warranty claims for the turbine?")]
-    tokens = [e["token"] for e in events if "token" in e]
+    tokens = [e.text for e in events if isinstance(e, Token)]
     assert len(tokens) > 10  # streamed, not one blob
-    sources = next(e["sources"] for e in events if "sources" in e)
+    sources = next(e.sources for e in events if isinstance(e, SourcesReady))
+    assert isinstance(events[-1], Done) and events[-1].trace.timings_ms.keys() >= {"retrieve", "answer"}
     answer = "".join(tokens)
     assert answer.startswith(INTRO)
     assert "Orion support desk" in answer
@@ -45,7 +48,9 @@ async def test_offline_answer_streams_with_citations_to_the_right_file_and_page(
 
 async def test_trace_has_rewrites_hits_fusion_and_timings(filled: KnowledgeBase) -> None:
     chain = RagChain(filled, None, filled.settings)
-    result = await chain.ainvoke("How many days per week can employees work remotely?")
+    # Every signal on (openings and keyword ranking are off by default: README, Evaluation).
+    every = replace(SearchOptions.from_settings(filled.settings), rewrites=3, openings=True, keyword_rank=True)
+    result = await chain.ainvoke("How many days per week can employees work remotely?", options=every)
     t = result.trace
     assert t.rewrites[0] == "How many days per week can employees work remotely?" and len(t.rewrites) > 1
     full_text = filled.full_text is not None  # hybrid search is on by default where the backend has BM25
@@ -95,7 +100,8 @@ async def test_fake_chat_model_drives_condense_rewrite_and_answer(filled: Knowle
     )
     chain = RagChain(filled, model, filled.settings)
     history = [HumanMessage("Tell me about the turbine"), AIMessage("It is serviced every 1200 hours.")]
-    result = await chain.ainvoke("and the warranty?", history)
+    two = replace(SearchOptions.from_settings(filled.settings), rewrites=2)
+    result = await chain.ainvoke("and the warranty?", history, two)
     assert result.trace.standalone == "What is the warranty process for the Zephyr turbine?"
     assert result.trace.rewrites == [
         "What is the warranty process for the Zephyr turbine?",
@@ -116,7 +122,7 @@ async def test_generative_path_streams_from_a_local_openai_compatible_server(fil
         assert chat is not None
         chain = RagChain(filled, chat, settings)
         history = [HumanMessage("Tell me about the turbine"), AIMessage("It is serviced every 1200 hours.")]
-        tokens = [e["token"] async for e in chain.astream("and the warranty?", history) if "token" in e]
+        tokens = [e.text async for e in chain.astream("and the warranty?", history) if isinstance(e, Token)]
     assert len(tokens) > 5
     assert "".join(tokens).startswith("Warranty claims go to the Orion support desk")
     answer_request = model.requests[-1]
@@ -240,7 +246,7 @@ async def test_hybrid_search_adds_full_text_hits_where_the_backend_has_bm25(
     if backend == "milvus-2.3":  # no BM25 before Milvus 2.5: said plainly, and searches stay dense
         assert filled.full_text is None and "2.5" in (filled.full_text_note or "")
         result = await chain.ainvoke("what does fault E4471 mean", options=hybrid)
-        assert {s.scope for s in result.trace.searches} == {"chunks", "openings"}
+        assert {s.scope for s in result.trace.searches} == {"chunks"}
         assert result.sources
         return
 

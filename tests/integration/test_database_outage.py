@@ -10,9 +10,9 @@ from langchain_core.embeddings import Embeddings
 
 from chains import RagChain
 from core.errors import StoreUnavailable
+from core.filters import field_eq
 from core.runtime import open_knowledge_base
 from core.settings import load_settings
-from core.store import field_eq
 from ingest import FileInput, Ingestor
 from tests.fixtures.documents import make_good_set
 from tests.servers import milvus_lite_server

@@ -6,7 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from chains import RagChain, SearchOptions
-from core.store import KnowledgeBase, field_eq
+from core.filters import field_eq
+from core.store import KnowledgeBase
 from ingest import FileInput, Ingestor
 from ingest.sandbox import ParserPool
 from tests.fixtures.documents import make_awkward_set, make_good_set, make_hostile_set

@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from langchain_core.embeddings import Embeddings
 
+from core.filters import field_eq
 from core.settings import Settings
-from core.store import KnowledgeBase, field_eq
+from core.store import KnowledgeBase
 from ingest import FileInput, Ingestor, collect_files
 from tests.fixtures.documents import make_bad_set, make_good_set
 
@@ -107,7 +109,7 @@ async def test_embedding_failure_rolls_back_the_file(kb: KnowledgeBase, tmp_path
         "\n\n".join(f"Paragraph {i} about topic {i} with enough words to fill a chunk. " * 6 for i in range(30)),
         encoding="utf-8",
     )
-    kb.settings.embed_batch_size = 4
+    kb.add_batch = 4
     [result] = await Ingestor(kb).ingest([FileInput(long, "long.txt")])
     assert result.status == "failed" and "went away" in result.reason
     assert await kb.count(field_eq("source", "long.txt")) == 0
@@ -119,6 +121,7 @@ def _cli(args: list[str], env_extra: dict[str, str], cwd: Path) -> subprocess.Co
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
 
 
+@pytest.mark.slow  # several command-line processes, each loading the model
 def test_cli_folder_rerun_and_exit_codes(tmp_path: Path, settings: Settings) -> None:
     docs = tmp_path / "docs"
     make_good_set(docs / "team")
@@ -180,6 +183,7 @@ async def test_model_outage_before_writing_fails_the_file_and_keeps_the_rest(kb:
     assert not kb.embeddings._prepared  # nothing left behind
 
 
+@pytest.mark.slow  # several command-line processes, each loading the model
 async def test_copy_moves_every_document_with_its_scope_to_another_milvus(
     tmp_path: Path, settings: Settings, embeddings: Embeddings
 ) -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage
 
-from chains import RagChain
+from chains import Done, RagChain, SourcesReady, Token
 from core.errors import ModelUnavailable
 from core.models import make_chat_model
 from core.runtime import open_knowledge_base
@@ -40,15 +41,18 @@ class ModelCalls(AsyncCallbackHandler):
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []  # the tags of each call: condense, rewrite or answer
-        self.tokens: list[str] = []
+        self.tags: dict[UUID, list[str]] = {}
+        self.tokens: dict[str, list[str]] = {}  # per step (the call's first known tag): what it streamed
 
     async def on_chat_model_start(
-        self, serialized: Any, messages: Any, *, tags: list[str] | None = None, **_: Any
+        self, serialized: Any, messages: Any, *, run_id: UUID, tags: list[str] | None = None, **_: Any
     ) -> None:
         self.calls.append(list(tags or []))
+        self.tags[run_id] = list(tags or [])
 
-    async def on_llm_new_token(self, token: str, **_: Any) -> None:
-        self.tokens.append(token)
+    async def on_llm_new_token(self, token: str, *, run_id: UUID, **_: Any) -> None:
+        step = next((t for t in self.tags.get(run_id, []) if t in ("condense", "rewrite", "answer")), "")
+        self.tokens.setdefault(step, []).append(token)
 
 
 def chat_settings(kb: KnowledgeBase, url: str, **extra: Any) -> Settings:
@@ -74,9 +78,9 @@ async def test_question_to_streamed_answer_through_llama_cpp(filled: KnowledgeBa
     history = [HumanMessage("Tell me about the Zephyr turbine"), AIMessage("It is serviced every 1200 hours.")]
 
     events = [e async for e in chain.astream("and who handles its warranty claims?", history)]
-    sources = events[0]["sources"]
-    trace = events[0]["trace"]
-    tokens = [e["token"] for e in events[1:]]
+    assert isinstance(events[0], SourcesReady) and isinstance(events[-1], Done)
+    sources, trace = events[0].sources, events[-1].trace
+    tokens = [e.text for e in events[1:-1] if isinstance(e, Token)]
 
     assert trace.warnings == []  # no step fell back to the offline path
     assert [c for c in calls.calls if "condense" in c] and [c for c in calls.calls if "rewrite" in c]
@@ -84,8 +88,9 @@ async def test_question_to_streamed_answer_through_llama_cpp(filled: KnowledgeBa
     assert trace.standalone and trace.standalone != "and who handles its warranty claims?"
     assert sources, "the documents were not found"
     assert len(tokens) >= 5 and "".join(tokens).strip()
-    # What the user saw is what the model generated for the answer, token by token (plus nothing else).
-    answer_tokens = calls.tokens[-len(tokens) :]
+    # What the user saw is what the model generated for the answer, token by token (plus nothing else);
+    # the model's stream may carry empty chunks (e.g. the last, with the finish reason), which are not shown.
+    answer_tokens = [t for t in calls.tokens["answer"] if t]
     assert "".join(tokens) == "".join(answer_tokens)
 
 

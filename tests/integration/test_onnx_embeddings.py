@@ -24,7 +24,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def reference() -> np.ndarray:
-    torch_model = make_embeddings(load_settings(embedding_backend="torch"))
+    torch_model = make_embeddings(load_settings(), backend="torch")
     return np.array(torch_model.embed_documents(TEXTS))
 
 

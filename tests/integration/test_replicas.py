@@ -17,12 +17,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import open_database
+from core.filters import field_eq, field_in
 from core.runtime import open_knowledge_base
 from core.settings import Settings, load_settings
-from core.store import KnowledgeBase, field_eq, field_in
-from ingest import FileInput, Ingestor, collect_files
+from core.store import KnowledgeBase
+from ingest import FileInput, Ingestor, Recovery, collect_files
 from ingest.documents import delete_document, list_documents
-from ingest.pipeline import REINDEXED, document_key
+from ingest.pipeline import document_key
+from ingest.recovery import REINDEXED
 from ingest.registry import WRITE_LEASE, DocumentBusy, DocumentVersion, Entry, Registry, Writer
 from tests.integration.test_crash import audit, make_corpus
 from tests.servers import ROOT, app_env
@@ -160,14 +162,14 @@ async def test_recovery_leaves_a_write_in_flight_elsewhere_and_settles_a_dead_wr
     await age(kb.engine, c.doc_key, WRITE_LEASE.total_seconds() + 60)  # that replica died long ago
     half = {e.source: await kb.count(field_eq("source", e.source)) for e in (a, b, c)}
 
-    recovered = {r.source: r for r in await ingestor.recover()}
+    recovered = {r.source: r for r in await Recovery(ingestor).recover()}
     assert set(recovered) == {c.source} and recovered[c.source].reason == REINDEXED
     assert await kb.count(field_eq("source", a.source)) == half[a.source]  # not a chunk touched
     assert await kb.count(field_eq("source", b.source)) == half[b.source]
 
     sleeper.kill()  # the writer on this machine dies
     sleeper.wait()
-    recovered = {r.source: r for r in await ingestor.recover()}
+    recovered = {r.source: r for r in await Recovery(ingestor).recover()}
     assert set(recovered) == {b.source} and recovered[b.source].status == "indexed"
     pending = await ingestor.registry.entries("pending")
     assert [e.source for e in pending] == [a.source]
@@ -178,7 +180,7 @@ async def test_recovery_leaves_a_write_in_flight_elsewhere_and_settles_a_dead_wr
     rows = await kb.query(field_eq("source", a.source), ["pk"])
     assert len(rows) == half[a.source]
     await Registry(kb.engine, kb.identity, ELSEWHERE).settle(pending[0], "failed", "cancelled there")
-    assert await ingestor.recover() == []
+    assert await Recovery(ingestor).recover() == []
     assert (await audit(kb))["duplicates"] == 0
 
 
@@ -278,7 +280,7 @@ async def test_a_running_app_settles_what_a_replica_left_when_it_died(
     assert entry is not None
     await Registry(kb.engine, kb.identity, Writer.of_process(sleeper.pid)).claim(DocumentVersion.of(entry))
     stop = asyncio.Event()
-    watching = asyncio.create_task(ingestor.watch(stop, every=0.2))
+    watching = asyncio.create_task(Recovery(ingestor).watch(stop, every=0.2))
     await asyncio.sleep(1)
     assert (await ingestor.registry.get(entry.doc_key)).state == "pending"  # type: ignore[union-attr]
     sleeper.kill()

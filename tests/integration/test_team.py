@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 from langchain_core.embeddings import Embeddings
 
 from chains import RagChain, SearchOptions
+from chains.text import names
 from core.access import Viewer, visible_to
 from core.errors import IngestError
+from core.filters import field_eq
 from core.settings import Settings
-from core.store import KnowledgeBase, field_eq
+from core.store import KnowledgeBase
 from ingest import FileInput, Ingestor
 from ingest.documents import delete_document, find_manageable, list_documents, reindex_document
 from ingest.pipeline import kept_file
@@ -64,7 +66,10 @@ async def test_private_documents_never_reach_anyone_else(kb: KnowledgeBase, tmp_
     for question in QUESTIONS:
         assert "deal.md" not in await sources_for(chain, BOB, question), question
         assert "deal.md" not in await sources_for(chain, ADMIN, question), question  # admins are not Alice either
-        assert "cafeteria.md" in await sources_for(chain, BOB, question)
+        # What Bob may see is found, unless the question names something none of it mentions ("TANGERINE"):
+        # then nothing is, rather than unrelated passages.
+        found = await sources_for(chain, BOB, question)
+        assert "cafeteria.md" in found or (names(question) and found == []), question
     assert "deal.md" in await sources_for(chain, ALICE, "What is the board code word?")
     # The answer text is built from retrieved chunks only: Bob's answer cannot contain the secret.
     result = await chain.ainvoke("What is the board code word for Nightingale?", viewer=BOB)
@@ -184,6 +189,7 @@ async def test_reindex_uses_the_kept_original_and_current_settings(
         assert (doc.scope, doc.owner, doc.chunks) == ("private", "bob", redone.chunks)
 
 
+@pytest.mark.slow  # several command-line processes, each loading the model
 def test_command_line_scopes_and_management(tmp_path: Path, settings: Settings) -> None:
     import json
     import subprocess

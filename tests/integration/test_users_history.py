@@ -18,7 +18,7 @@ from core.auth import plan_auth
 from core.database import open_database
 from core.errors import SettingsError
 from core.settings import load_settings
-from core.users import MAX_FAILURES, UserError, UserStore
+from core.users import UserError, UserStore
 from tests.servers import ROOT
 
 
@@ -66,16 +66,6 @@ async def test_users_are_hashed_verified_and_managed(engine: AsyncEngine) -> Non
     await users.remove("bob")
     assert await users.verify("bob", "new password 1") is None
     assert await users.count() == 1
-
-
-async def test_repeated_failures_lock_the_account_for_a_while(engine: AsyncEngine) -> None:
-    users = UserStore(engine)
-    await users.add("dave", "the right password")
-    for _ in range(MAX_FAILURES):
-        assert await users.verify("dave", "guess") is None
-    assert await users.verify("dave", "the right password") is None  # locked, even with the right password
-    await users.reset("dave", "the right password")  # an admin's reset unlocks
-    assert await users.verify("dave", "the right password") is not None
 
 
 async def test_history_feedback_and_export(engine: AsyncEngine) -> None:

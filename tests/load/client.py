@@ -32,6 +32,7 @@ class Reply:
     first_token_s: float | None
     errors: list[str] = field(default_factory=list)
     tokens: int = 0  # stream_token events received
+    ids: list[str] = field(default_factory=list)  # the assistant messages' step ids, in order
 
 
 QUIET_S = 0.5
@@ -40,20 +41,35 @@ QUIET_S = 0.5
 class ChatClient:
     """One user: a socket session, messages in, streamed steps out."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        session_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        thread_id: str | None = None,
+    ) -> None:
         self.url = url
-        self.session_id = str(uuid.uuid4())
+        self.session_id = session_id or str(uuid.uuid4())
+        self.headers = headers or {}  # e.g. the sign-in cookie, or an Origin
+        self.thread_id = thread_id  # set by the server's first_interaction event, or a thread to resume
+        self.element_keys: list[str] = []  # files the server made for the answers' elements (sources)
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.sio.on("*", self._record)
 
     async def _record(self, event: str, data: Any = None) -> None:
+        if event == "first_interaction" and isinstance(data, dict) and data.get("thread_id"):
+            self.thread_id = str(data["thread_id"])
+        if event == "element" and isinstance(data, dict) and data.get("chainlitKey"):
+            self.element_keys.append(str(data["chainlitKey"]))
         self.events.put_nowait((event, data))
 
     async def connect(self, wait_s: float = 120) -> str:
         """Open the session and return the welcome message."""
-        auth = {"clientType": "webapp", "sessionId": self.session_id, "threadId": None, "userEnv": "{}"}
-        await self.sio.connect(self.url, socketio_path="/ws/socket.io", transports=["websocket"], auth=auth)
+        auth = {"clientType": "webapp", "sessionId": self.session_id, "threadId": self.thread_id, "userEnv": "{}"}
+        await self.sio.connect(
+            self.url, socketio_path="/ws/socket.io", transports=["websocket"], auth=auth, headers=dict(self.headers)
+        )  # a copy: the socket client takes the Cookie header out of the dict it is given
         await self.sio.emit("connection_successful")
         reply = await self._collect(time.monotonic(), wait_s, until_message=True)
         return reply.text
@@ -82,12 +98,14 @@ class ChatClient:
         await self.sio.emit("client_message", {"message": message, "fileReferences": file_ids or []})
         return started
 
-    async def upload(self, path: Path) -> dict[str, str]:
-        """Upload a file for the next message, as the paperclip does."""
+    async def upload(self, path: Path, name: str | None = None) -> dict[str, str]:
+        """Upload a file for the next message, as the paperclip does (under `name`, if given)."""
         async with httpx.AsyncClient(base_url=self.url, timeout=120) as web:
             data = await asyncio.to_thread(path.read_bytes)
-            files = {"file": (path.name, data, MIME.get(path.suffix, "text/plain"))}
-            resp = await web.post("/project/file", params={"session_id": self.session_id}, files=files)
+            files = {"file": (name or path.name, data, MIME.get(path.suffix, "text/plain"))}
+            resp = await web.post(
+                "/project/file", params={"session_id": self.session_id}, files=files, headers=self.headers
+            )
             resp.raise_for_status()
             return {"id": str(resp.json()["id"])}
 
@@ -128,4 +146,4 @@ class ChatClient:
             elif event == "task_end" and not until_message and order:  # a stray task_end answers nothing
                 ended = True
         text = "\n\n".join(outputs[i] for i in order)
-        return Reply(text, time.monotonic() - started, first_token, errors, tokens)
+        return Reply(text, time.monotonic() - started, first_token, errors, tokens, order)

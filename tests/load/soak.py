@@ -96,9 +96,9 @@ async def run_users(url: str, users: int, seconds: float, folder: Path, pid: int
 
 
 async def count_sources(settings_env: dict[str, str], names: list[str]) -> dict[str, int]:
+    from core.filters import field_eq
     from core.runtime import open_knowledge_base
     from core.settings import load_settings
-    from core.store import field_eq
 
     settings = load_settings(
         milvus_uri=settings_env["RAG_MILVUS_URI"],

@@ -1,7 +1,8 @@
 from langchain_core.documents import Document
 
-from chains.fusion import Hit, reciprocal_rank_fusion, select
+from chains.fusion import reciprocal_rank_fusion, select
 from chains.rewrite import offline_rewrites, parse_rewrites
+from chains.state import Hit
 from chains.text import declarative, keywords, sentences
 
 
@@ -148,3 +149,50 @@ def test_extracted_sentences_cannot_break_the_markdown_list() -> None:
     assert as_list_item("- 2. nested marker") == "nested marker"
     assert as_list_item("```bash pip install x```") == "bash pip install x"
     assert as_list_item("> quoted") == "\\> quoted"
+
+
+async def test_sentence_vectors_embed_each_sentence_once_across_answers() -> None:
+    from chains.extractive import SentenceVectors, extractive_answer
+    from tests.fakes import HashEmbeddings
+
+    class Counting(HashEmbeddings):
+        def __init__(self) -> None:
+            self.embedded: list[str] = []
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            self.embedded += texts
+            return super().embed_documents(texts)
+
+    model = Counting()
+    vectors = SentenceVectors(model, size=3)
+    sources = [(1, "Manual\n\nWarranty claims are handled by the Orion desk in Oslo. Servicing is every 1200 hours.")]
+    first = "".join([t async for t in extractive_answer("who handles warranty claims", sources, vectors)])
+    second = "".join([t async for t in extractive_answer("who handles warranty claims", sources, vectors)])
+    assert first == second and "Orion desk" in first
+    assert len(model.embedded) == 2  # the two sentences, once; the second answer embedded nothing
+    await vectors.of(["one more sentence here", "and another one", "and a third one"])
+    assert len(vectors._vectors) == 3  # bounded: the oldest are forgotten
+
+
+def test_the_offline_rewrite_drops_whole_lead_words_only() -> None:
+    from chains.text import declarative
+
+    assert declarative("When does Debian 11 reach end of life?") == "Debian 11 reach end of life"
+    assert declarative("How does it work?") == "it work"
+    assert declarative("whatever happened?") == "whatever happened"
+
+
+async def test_a_full_text_hit_the_dense_index_misses_is_measured_not_dropped() -> None:
+    from chains.fusion import measure
+    from chains.state import FusedHit
+    from tests.fakes import MemorySearcher, chunk
+
+    class Blind(MemorySearcher):
+        async def search_dense(self, query: str, k: int, expr: str | None) -> list:
+            return []  # an approximate index that finds nothing within the filter
+
+    doc = chunk("r1", "rare.md", "The error code ZX-4471 means the coolant valve is stuck.")
+    searcher = Blind([doc])
+    hit = FusedHit("r1", doc, 0.01, None)
+    await measure(searcher, [hit], "what does error ZX-4471 mean", None)
+    assert hit.similarity is not None and hit.similarity > 0.2

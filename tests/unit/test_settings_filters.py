@@ -3,8 +3,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import SettingsError
-from core.settings import load_settings
-from core.store import all_of, field_eq, field_in, quote
+from core.filters import all_of, field_eq, field_in, quote
+from core.settings import MAX_K, load_settings
 
 
 def test_defaults_are_offline_and_embedded() -> None:
@@ -76,23 +76,12 @@ def test_quote_never_leaves_the_string_literal(value: str) -> None:
 def test_search_options_carry_every_retrieval_setting() -> None:
     from dataclasses import fields
 
-    from chains.pipeline import SearchOptions
+    from chains.options import SearchOptions
 
-    s = load_settings(
-        k=9,
-        fetch_k=30,
-        rewrites=1,
-        search_mode="mmr",
-        score_threshold=0.4,
-        mmr_lambda=0.3,
-        search_openings=False,
-        max_chunks_per_source=3,
-        keyword_rank=False,
-        hybrid_search=True,
-    )
+    s = load_settings(k=9, rewrites=1, search_mode="mmr", score_threshold=0.4, hybrid_search=True)
     opts = SearchOptions.from_settings(s)
-    assert opts == SearchOptions(9, 30, 1, "mmr", 0.4, 0.3, False, 3, False, True)
-    assert len(fields(SearchOptions)) == 10  # a new option needs a setting and a line above
+    assert opts == SearchOptions(9, 20, 1, "mmr", 0.4, 0.5, False, 0, False, True)
+    assert len(fields(SearchOptions)) == 10  # a new option needs a line above (and a setting, if people set it)
     wild = SearchOptions(
         k=10_000,
         fetch_k=-3,
@@ -105,8 +94,8 @@ def test_search_options_carry_every_retrieval_setting() -> None:
         keyword_rank=0,
     ).clamped()  # type: ignore[arg-type]
     assert (wild.k, wild.fetch_k, wild.rewrites, wild.mode, wild.threshold, wild.mmr_lambda) == (
-        50,
-        50,
+        MAX_K,
+        MAX_K,
         8,
         "similarity",
         1.0,
@@ -125,6 +114,7 @@ def test_readme_documents_every_setting() -> None:
         "openai_api_key": "OPENAI_API_KEY",
         "openai_base_url": "OPENAI_BASE_URL",
         "auth_secret": "CHAINLIT_AUTH_SECRET",
+        "xdg_cache_home": "XDG_CACHE_HOME",
     }
     missing = [name for name in Settings.model_fields if f"`{aliases.get(name, 'RAG_' + name.upper())}`" not in readme]
     assert not missing, f"README lacks: {missing}"
