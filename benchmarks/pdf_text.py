@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import machine, table
-from ingest.loaders import clean_pdf_text
+from ingest.office import clean_pdf_text
 
 SHORT_WORDS = {
     "a", "i", "an", "as", "at", "be", "by", "do", "go", "if", "in", "is", "it", "me", "my", "no", "of", "on", "or",

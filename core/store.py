@@ -7,18 +7,16 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlparse
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_milvus import Milvus
 from pymilvus import MilvusClient, MilvusException
-from pymilvus.exceptions import DataNotMatchException, DataTypeNotMatchException, ParamError, PrimaryKeyException
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.batching import BatchedMilvus, LeanMilvus
+from core.connection import OPEN_RETRY_DELAYS, RETRY_DELAYS, connection_args, is_refusal, where
 from core.errors import EmbeddingMismatch, StoreRefused, StoreUnavailable
 from core.filters import all_of, field_eq, quote
 from core.models import EMBED_BATCH_SIZE, EmbeddingCache, EmbeddingInfo
@@ -38,38 +36,6 @@ from core.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-RETRY_DELAYS = (0.2, 0.4, 0.8, 1.6, None)
-OPEN_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # connecting at start-up: about 15 s before giving up
-
-
-# pymilvus pings every connection every 10 s, idle or not (gRPC keepalive), so that a network between
-# client and server (NAT, load balancer) does not drop it silently. Over loopback there is no such network,
-# and Milvus Lite's gRPC server (grpcio's defaults: no pings on an idle connection, at most one per 5 minutes
-# during a call) answers those pings with GOAWAY "too_many_pings", logged by gRPC on stderr, and a reconnect.
-# To Milvus Lite, in-process or `milvus-lite server`, and to anything on loopback: no keepalive pings.
-NO_KEEPALIVE = {"grpc.keepalive_time_ms": 2**31 - 1}  # INT_MAX: gRPC's "never" (its default for clients)
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
-
-
-def _on_loopback(uri: str) -> bool:
-    host = urlparse(uri).hostname or ""
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
-
-
-def _connection_args(settings: Settings) -> dict[str, Any]:
-    args: dict[str, Any] = {"uri": settings.milvus_uri}
-    if settings.is_milvus_lite:
-        Path(settings.milvus_uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        args["uri"] = str(Path(settings.milvus_uri).expanduser().resolve())
-    if settings.is_milvus_lite or _on_loopback(settings.milvus_uri):
-        args["grpc_options"] = dict(NO_KEEPALIVE)
-    if settings.milvus_token:
-        args["token"] = settings.milvus_token.get_secret_value()
-    return args
-
-
-def _where(settings: Settings) -> str:
-    return "Milvus Lite file " + settings.milvus_uri if settings.is_milvus_lite else "Milvus at " + settings.milvus_uri
 
 
 class KnowledgeBase:
@@ -97,7 +63,7 @@ class KnowledgeBase:
         self.full_text_note = full_text_note
         self.engine = engine  # the app database, where the document registry lives
         self.name = settings.collection
-        self.identity = f"{_connection_args(settings)['uri']}#{settings.collection}"
+        self.identity = f"{connection_args(settings)['uri']}#{settings.collection}"
         # Milvus Lite loses rows after concurrent writes to one collection: one writer at a time.
         self.write_lock = asyncio.Lock()
         self.add_batch = EMBED_BATCH_SIZE  # chunks embedded and written per `aadd_documents` call
@@ -116,11 +82,11 @@ class KnowledgeBase:
                 raise
             except MilvusException as exc:  # a server still starting, or one busy for a moment: wait a little
                 if delay is None or "connect" not in str(exc).lower():
-                    raise StoreUnavailable(f"Could not open the {_where(settings)}: {exc}") from exc
+                    raise StoreUnavailable(f"Could not open the {where(settings)}: {exc}") from exc
                 log.warning("Milvus is not answering yet (%s); trying again in %.0f s", exc.message, delay)
                 await asyncio.sleep(delay)
             except Exception as exc:
-                raise StoreUnavailable(f"Could not open the {_where(settings)}: {exc}") from exc
+                raise StoreUnavailable(f"Could not open the {where(settings)}: {exc}") from exc
         if note and settings.hybrid_search:
             log.warning("Hybrid search is on (RAG_HYBRID_SEARCH), but %s. Searching dense vectors only.", note)
         return cls(settings, embeddings, info, store, engine, full_text, note)
@@ -134,7 +100,7 @@ class KnowledgeBase:
         `batched` coalesces concurrent searches into multi-vector Milvus calls (core/batching.py);
         False makes one call per search, the baseline the benchmarks and tests compare against.
         """
-        args = _connection_args(settings)
+        args = connection_args(settings)
         client = MilvusClient(**args)
         name = settings.collection
         try:
@@ -192,7 +158,7 @@ class KnowledgeBase:
         try:
             return await call()
         except MilvusException as exc:
-            if _refusal(exc):  # the database is there and said no: trying again would not change that
+            if is_refusal(exc):  # the database is there and said no: trying again would not change that
                 raise StoreRefused(f"the knowledge base refused the data: {exc.message}") from exc
             failure = exc
         async with self._healing:
@@ -209,7 +175,7 @@ class KnowledgeBase:
                 await asyncio.sleep(delay)
         log.warning("Milvus call failed: %s", failure)
         raise StoreUnavailable(
-            f"The knowledge base ({_where(self.settings)}) is not reachable right now, so nothing can be "
+            f"The knowledge base ({where(self.settings)}) is not reachable right now, so nothing can be "
             "searched or stored. It recovers by itself once the database is back; please try again shortly."
         ) from failure
 
@@ -290,12 +256,3 @@ class KnowledgeBase:
         for start in range(0, len(documents), size):
             batch, batch_ids = documents[start : start + size], ids[start : start + size]
             await self.guarded(functools.partial(self.store.aadd_documents, batch, ids=batch_ids))
-
-
-# Invalid input, as pymilvus checks it or the server answers it (ILLEGAL_* codes; 1100 "invalid parameter").
-_REFUSED_TYPES = (ParamError, DataNotMatchException, DataTypeNotMatchException, PrimaryKeyException)
-_REFUSED_CODES = {*range(5, 14), 1100}
-
-
-def _refusal(exc: MilvusException) -> bool:
-    return isinstance(exc, _REFUSED_TYPES) or exc.code in _REFUSED_CODES

@@ -17,7 +17,8 @@ from core.access import Scope
 from core.cli import run_plainly
 from core.runtime import open_knowledge_base
 from core.settings import load_settings
-from ingest.pipeline import FileResult, Ingestor, collect_files
+from ingest.files import FileResult, collect_files
+from ingest.pipeline import Ingestor
 from ingest.recovery import Recovery
 
 

@@ -11,7 +11,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from core.errors import IngestError
 from core.settings import Settings
-from ingest.loaders import ParsedDocument
+from ingest.text import ParsedDocument
 
 # Bump when parsing or splitting changes what a file turns into: re-indexing then rewrites every file.
 PIPELINE_VERSION = "3"  # 3: identical chunks stored once per document; PDF text through pdfium

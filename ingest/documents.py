@@ -10,7 +10,8 @@ from typing import Any
 from core.access import Scope, Viewer, document_expr, manageable_by, visible_to
 from core.errors import IngestError
 from core.filters import all_of, field_eq
-from ingest.pipeline import FileInput, FileResult, Ingestor, document_key, kept_file
+from ingest.files import FileInput, FileResult, document_key, kept_file
+from ingest.pipeline import Ingestor
 from ingest.registry import DocumentVersion, Entry
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ from dataclasses import replace
 from core.access import Scope, document_expr
 from core.errors import KnowledgeBaseError
 from core.filters import all_of, field_eq, quote
-from ingest.pipeline import FileInput, FileResult, Ingestor, kept_file
+from ingest.files import FileInput, FileResult, kept_file
+from ingest.pipeline import Ingestor
 from ingest.registry import DocumentBusy, DocumentVersion, Entry
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from core.access import Scope, Viewer
 from core.errors import KnowledgeBaseError
 from core.markdown import escape_markdown
 from ingest import FileInput, FileResult
-from ingest.pipeline import kept_file
+from ingest.files import kept_file
 from ui import render
 from ui.auth import current_viewer
 from ui.render import Chip, chip_text, chips, retrieve_report, rewrite_report

@@ -23,7 +23,7 @@ from core.settings import Settings, load_settings
 from core.store import KnowledgeBase
 from ingest import FileInput, Ingestor, Recovery, collect_files
 from ingest.documents import delete_document, list_documents
-from ingest.pipeline import document_key
+from ingest.files import document_key
 from ingest.recovery import REINDEXED
 from ingest.registry import WRITE_LEASE, DocumentBusy, DocumentVersion, Entry, Registry, Writer
 from tests.integration.test_crash import audit, make_corpus

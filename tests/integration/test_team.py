@@ -21,7 +21,7 @@ from core.settings import Settings
 from core.store import KnowledgeBase
 from ingest import FileInput, Ingestor
 from ingest.documents import delete_document, find_manageable, list_documents, reindex_document
-from ingest.pipeline import kept_file
+from ingest.files import kept_file
 
 EVERY_MILVUS = True  # tests using the knowledge base run on each Milvus backend (conftest)
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import EmptyDocument, IngestError, UnsupportedFileType
-from ingest.loaders import decode_text, markdown_sections, parse
+from ingest.loaders import parse
+from ingest.text import decode_text, markdown_sections
 from tests.fixtures.documents import FACTS, make_bad_set, make_good_set
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from core.connection import NO_KEEPALIVE, connection_args
 from core.runtime import quiet_libraries
 from core.settings import load_settings
-from core.store import NO_KEEPALIVE, _connection_args
 
 
 @pytest.mark.parametrize(
@@ -18,12 +18,12 @@ from core.store import NO_KEEPALIVE, _connection_args
 )
 def test_milvus_lite_and_loopback_get_no_keepalive_pings(uri: str, tmp_path: Path) -> None:
     settings = load_settings(milvus_uri=str(tmp_path / uri) if uri.endswith(".db") else uri)
-    assert _connection_args(settings)["grpc_options"] == NO_KEEPALIVE == {"grpc.keepalive_time_ms": 2**31 - 1}
+    assert connection_args(settings)["grpc_options"] == NO_KEEPALIVE == {"grpc.keepalive_time_ms": 2**31 - 1}
 
 
 @pytest.mark.parametrize("uri", ["https://milvus.example.com:19530", "http://10.0.0.7:19530"])
 def test_a_milvus_across_a_network_keeps_pymilvus_keepalive(uri: str) -> None:
-    assert "grpc_options" not in _connection_args(load_settings(milvus_uri=uri))
+    assert "grpc_options" not in connection_args(load_settings(milvus_uri=uri))
 
 
 def test_faiss_loader_keeps_only_its_warnings() -> None:

@@ -1,0 +1,134 @@
+"""Packaged document formats as titled sections: PDF (pdfium), Word and PowerPoint (zip packages)."""
+
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+import zipfile
+from pathlib import Path
+
+from core.errors import EmptyDocument, IngestError
+from ingest.text import ParsedDocument, Section, markdown_sections
+
+# PDF text as pdfium gives it: a hyphen it inserted at a line break (U+FFFE) joins the word again, CR LF
+# line ends, typographic minus signs and dashes (groff writes every option as "−−name") and ligatures.
+_PDF_SOFT_BREAK = re.compile(r"\ufffe\s*")
+_PDF_DASHES = str.maketrans({"\u2212": "-", "\u2010": "-", "\u2011": "-", "\u00ad": ""})
+
+
+def clean_pdf_text(text: str) -> str:
+    """Extracted PDF text as words a reader (and a search) expects."""
+    text = _PDF_SOFT_BREAK.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return unicodedata.normalize("NFKC", text).translate(_PDF_DASHES)
+
+
+def load_pdf(data: bytes, name: str) -> ParsedDocument:
+    """PDF text through pdfium (pypdfium2): on groff-made PDFs it broke half as many words as pypdf and read
+    them 5-20x faster (benchmarks/pdf_text.py, BENCHMARKS.md part 7)."""
+    import pypdfium2 as pdfium
+
+    if not data.lstrip()[:1024].startswith(b"%PDF") and b"%PDF" not in data[:1024]:
+        raise IngestError("this is not a PDF (no PDF header); the file may be damaged or misnamed")
+    try:
+        document = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise IngestError("the PDF is password-protected; remove the password and upload it again") from exc
+        raise IngestError(f"the PDF is damaged and could not be read ({exc})") from exc
+    try:
+        sections = []
+        for number in range(1, len(document) + 1):
+            page = document[number - 1]
+            textpage = page.get_textpage()
+            text = clean_pdf_text(textpage.get_text_range()).strip()
+            textpage.close()
+            page.close()
+            if text:
+                sections.append(Section(text, [], number))
+        meta_title = str(document.get_metadata_dict().get("Title") or "")
+    except Exception as exc:
+        raise IngestError(f"the PDF is damaged and could not be read ({type(exc).__name__})") from exc
+    finally:
+        document.close()
+    if not sections:
+        raise EmptyDocument("the PDF has no text layer (a scan?); run it through OCR first")
+    return ParsedDocument(str(meta_title).strip() or Path(name).stem, "pdf", sections)
+
+
+def _open_zip(data: bytes, kind: str) -> None:
+    if not data.startswith(b"PK"):
+        raise IngestError(f"this is not a valid {kind} file (not a zip package); the file may be damaged or misnamed")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            total = sum(i.file_size for i in zf.infolist())
+    except zipfile.BadZipFile as exc:
+        raise IngestError(f"the {kind} file is damaged ({exc})") from exc
+    if total > 500 * 1024 * 1024:
+        raise IngestError(f"the {kind} file expands to more than 500 MB; refusing to open it")
+
+
+def load_docx(data: bytes, name: str) -> ParsedDocument:
+    import docx
+
+    _open_zip(data, "DOCX")
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except Exception as exc:
+        raise IngestError(f"the DOCX file is damaged and could not be read ({type(exc).__name__})") from exc
+    lines: list[str] = []
+    for block in document.iter_inner_content():
+        if isinstance(block, docx.table.Table):
+            for row in block.rows:
+                cells = [c.text.strip() for c in row.cells]
+                if any(cells):
+                    lines.append(" | ".join(cells))
+            continue
+        text = block.text.strip()
+        style = (block.style.name if block.style is not None else "") or ""
+        if not text:
+            continue
+        if style == "Title":
+            lines.append(f"# {text}")
+        elif style.startswith("Heading"):
+            level = int(style.split()[-1]) if style.split()[-1].isdigit() else 1
+            lines.append(f"{'#' * min(level + 1, 6)} {text}")
+        else:
+            lines.append(text)
+    title = (document.core_properties.title or "").strip()
+    sections = markdown_sections("\n".join(lines))
+    if not title:
+        title = next((s.headings[0] for s in sections if s.headings), Path(name).stem)
+    return ParsedDocument(title, "docx", sections)
+
+
+def load_pptx(data: bytes, name: str) -> ParsedDocument:
+    from pptx import Presentation
+
+    _open_zip(data, "PPTX")
+    try:
+        deck = Presentation(io.BytesIO(data))
+    except Exception as exc:
+        raise IngestError(f"the PPTX file is damaged and could not be read ({type(exc).__name__})") from exc
+    sections = []
+    for number, slide in enumerate(deck.slides, start=1):
+        title_shape = slide.shapes.title
+        slide_title = (
+            title_shape.text_frame.text.strip() if title_shape is not None and title_shape.has_text_frame else ""
+        )
+        texts = []
+        for shape in slide.shapes:
+            if shape is title_shape:
+                continue
+            if shape.has_text_frame:
+                texts.append(shape.text_frame.text.strip())
+            if getattr(shape, "has_table", False) and shape.has_table:
+                for row in shape.table.rows:
+                    texts.append(" | ".join(c.text.strip() for c in row.cells))
+        if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+            texts.append(slide.notes_slide.notes_text_frame.text.strip())
+        body = "\n".join(t for t in texts if t)
+        if body or slide_title:
+            sections.append(Section(body or slide_title, [slide_title] if slide_title else [], number))
+    title = (deck.core_properties.title or "").strip() or Path(name).stem
+    return ParsedDocument(title, "pptx", sections)
