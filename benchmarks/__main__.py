@@ -86,7 +86,15 @@ def main() -> None:
         if "4" in parts:
             step("4. the app over Chainlit's socket protocol")
             (scratch / "app").mkdir()
-            r4 = app_load.run(scratch / "app", levels=(1, 20), rounds=2 if quick else 5)
+            corpus_built = subprocess.run(  # the offline run's knowledge base (reused when already built)
+                [sys.executable, "-m", "benchmarks.corpus", str(data), str(small)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            notes += json.loads(corpus_built.stdout.strip().splitlines()[-1])
+            r4 = app_load.run(scratch / "app", data, levels=(1, 20), rounds=2 if quick else 5, offline_size=small)
             sections["4"], raw["app"] = app_load.report(r4), r4
     step("done")
     seconds, when = time.perf_counter() - started, f"{datetime.now(UTC):%Y-%m-%d %H:%M}"

@@ -32,6 +32,28 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f} ms" if seconds < 10 else f"{seconds:,.1f} s"
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a process and every process under it (Milvus Lite's server,
+    parsing workers), from /proc."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        times[child] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grew = {pid}, True
+    while grew:
+        below = {c for c, p in parents.items() if p in tree} - tree
+        tree |= below
+        grew = bool(below)
+    return sum(times.get(p, 0.0) for p in tree)
+
+
 def rss_mb(pid: int | None = None) -> float:
     for line in Path(f"/proc/{pid or os.getpid()}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
