@@ -85,6 +85,14 @@ class Chat:
         deadline = time.time() + 60
         while not await submit.is_enabled() and time.time() < deadline:
             await self.page.wait_for_timeout(100)
+        if not await submit.is_enabled():  # say what held it: an empty input, or a task still running
+            typed = await self.page.locator("#chat-input").input_value()
+            running = await self.page.locator("#stop-button").count() > 0
+            events = [f.split(",")[0][-40:] for f in self.frames[-8:]]
+            raise AssertionError(
+                f"Send stayed disabled for 60 s: input {typed!r}, a task running (Stop shown): {running}, "
+                f"last socket frames: {events}"
+            )
         await submit.click()
 
     async def open_source(self, label: str, expect_text: str) -> None:
