@@ -36,16 +36,17 @@ def make_answer(
         started = time.perf_counter()
         standalone, sources = state["condensed"].standalone, state["fused"].sources
         numbered = [(s.number, s.text) for s in sources]
+        tables = {s.number for s in sources if s.file_type == "csv"}  # rows are records: shown alone
         focus = state["question"] if standalone != state["question"] else None  # a follow-up's own words
         earlier = state["rewritten"].warning or state["condensed"].warning
         if not sources:  # nothing retrieved answers it: said plainly, with or without a chat model
             async for token in words_of(nothing_about(state["fused"].unknown)):
                 yield AnswerChunk(token)
         elif prompt is None:
-            async for token in extractive_answer(standalone, numbered, vectors, focus=focus):
+            async for token in extractive_answer(standalone, numbered, vectors, focus=focus, tables=tables):
                 yield AnswerChunk(token)
         elif earlier:  # the model already failed for this question: do not wait for it again
-            async for token in extractive_answer(standalone, numbered, vectors, fallback(earlier), focus):
+            async for token in extractive_answer(standalone, numbered, vectors, fallback(earlier), focus, tables):
                 yield AnswerChunk(token)
         else:
             stream = cast(  # typed as an AsyncIterator, made by an async generator
@@ -64,7 +65,8 @@ def make_answer(
                     yield AnswerChunk(f"\n\n*(This answer is incomplete: {reason})*", (reason,), partial=True)
                 else:
                     yield AnswerChunk(warnings=(reason,))
-                    async for token in extractive_answer(standalone, numbered, vectors, fallback(reason), focus):
+                    extracted = extractive_answer(standalone, numbered, vectors, fallback(reason), focus, tables)
+                    async for token in extracted:
                         yield AnswerChunk(token)
         yield AnswerChunk(ms=elapsed_ms(started))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +32,7 @@ def nothing_about(unknown: Sequence[str]) -> str:
 
 MAX_SENTENCES = 5
 MAX_PER_SOURCE = 3
+NEIGHBOUR_CHARS = 600  # a neighbouring sentence longer than this is left out of a passage
 OWN_WORDS = 0.5  # weight of the share of the question's own words a sentence contains (IDF-weighted)
 CONTEXT_WORDS = 0.15  # the same for words a follow-up took from earlier turns
 RELATIVE_CUT = 0.75  # a sentence must score at least this share of the best one
@@ -166,14 +167,48 @@ def pick(
     return chosen
 
 
+def in_context(
+    chosen: Sequence[Candidate], parts_of: dict[int, list[str]], tables: Collection[int] = ()
+) -> list[tuple[int, str]]:
+    """Each chosen sentence with the sentence before and after it in its chunk (the fact a question asks for
+    is often a neighbour of the sentence that matches it best), best first, as (source number, passage).
+    Windows of one chunk that overlap or touch become one passage, so nothing is shown twice. A table row
+    (a source numbered in `tables`) is a record: it is shown alone."""
+    windows: list[tuple[int, int, int]] = []  # (source number, first sentence, last sentence)
+    fixed: dict[int, str] = {}  # index in `windows` -> a passage shown as it is
+    for cand in chosen:
+        parts = parts_of.get(cand.number, [])
+        if cand.number in tables or cand.position >= len(parts) or parts[cand.position] != cand.text:
+            fixed[len(windows)] = cand.text if cand.number in tables else cand.shown  # a row, a chunk quoted whole
+            windows.append((cand.number, -1, -1))
+            continue
+        first, last = cand.position, cand.position
+        if first > 0 and len(parts[first - 1]) <= NEIGHBOUR_CHARS:
+            first -= 1
+        if last + 1 < len(parts) and len(parts[last + 1]) <= NEIGHBOUR_CHARS:
+            last += 1
+        for i, (number, lo, hi) in enumerate(windows):
+            if number == cand.number and i not in fixed and first <= hi + 1 and last >= lo - 1:
+                windows[i] = (number, min(lo, first), max(hi, last))
+                break
+        else:
+            windows.append((cand.number, first, last))
+    return [
+        (number, fixed[i] if i in fixed else " ".join(parts_of[number][lo : hi + 1]))
+        for i, (number, lo, hi) in enumerate(windows)
+    ]
+
+
 async def extractive_answer(
     question: str,
     numbered_texts: Sequence[tuple[int, str]],
     vectors: SentenceVectors,
     intro: str = INTRO,
     focus: str | None = None,
+    tables: Collection[int] = (),
 ) -> AsyncIterator[str]:
-    """Stream an answer made of cited source sentences, word by word, after `intro`."""
+    """Stream an answer made of cited source sentences, each with its neighbours, word by word, after
+    `intro`. The sources numbered in `tables` hold table rows: a row is a record, shown alone."""
     if not numbered_texts:
         text = NOTHING_FOUND
     else:
@@ -183,7 +218,9 @@ async def extractive_answer(
         rows = await vectors.of([c.text for c in found])
         qvec = await vectors.embeddings.aembed_query(question)  # the search embedded it already: cached
         chosen = pick(question, found, rows, qvec, focus)
-        text = intro + "\n".join(f"- {as_list_item(c.shown)} [{c.number}]" for c in chosen)
+        parts_of = {n: sentences(split_header(t)[1]) for n, t in numbered_texts}
+        passages = in_context(chosen, parts_of, tables)
+        text = intro + "\n".join(f"- {as_list_item(passage)} [{number}]" for number, passage in passages)
     async for piece in words_of(text):
         yield piece
 

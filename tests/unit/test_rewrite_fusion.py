@@ -196,3 +196,36 @@ async def test_a_full_text_hit_the_dense_index_misses_is_measured_not_dropped() 
     hit = FusedHit("r1", doc, 0.01, None)
     await measure(searcher, [hit], "what does error ZX-4471 mean", None)
     assert hit.similarity is not None and hit.similarity > 0.2
+
+
+async def test_an_extracted_sentence_comes_with_its_neighbours_and_a_table_row_alone() -> None:
+    from chains.extractive import Candidate, SentenceVectors, extractive_answer, in_context
+    from tests.fakes import HashEmbeddings
+
+    parts = [
+        "The shared_buffers setting sizes the cache.",
+        "It is set in postgresql.conf by the administrator.",
+        "The default is 128 megabytes on most systems.",
+        "Restart the server after changing it.",
+        "Unrelated closing remarks about logging go here.",
+    ]
+    chosen = [Candidate(1, 1, parts[1]), Candidate(1, 2, parts[2]), Candidate(2, 0, "A short note.")]
+    passages = in_context(chosen, {1: parts})
+    # Two chosen sentences of one chunk become one passage from the sentence before the first to the one
+    # after the last; a source without its sentences (a table row, a chunk quoted whole) is shown alone.
+    assert passages == [(1, " ".join(parts[0:4])), (2, "A short note.")]
+
+    text = "Settings\n\n" + " ".join(parts)
+    vectors = SentenceVectors(HashEmbeddings())
+    answer = "".join(
+        [t async for t in extractive_answer("who sets it in postgresql.conf administrator", [(1, text)], vectors)]
+    )
+    assert "postgresql.conf by the administrator. The default is 128 megabytes" in answer, answer  # the next one
+    assert "sizes the cache. It is set" in answer  # and the one before
+    rows = (
+        "debian.csv\n\nversion: 11; codename: Bullseye\nversion: 12; codename: Bookworm\nversion: 13; codename: Trixie"
+    )
+    alone = "".join([t async for t in extractive_answer("codename of version 12", [(1, rows)], vectors, tables={1})])
+    bullets = [line for line in alone.splitlines() if line.startswith("- ")]
+    assert bullets and all(line.count("codename:") == 1 for line in bullets), alone  # each row alone
+    assert "Bookworm" in bullets[0]
