@@ -68,6 +68,8 @@ class KnowledgeBase:
         self.write_lock = asyncio.Lock()
         self.add_batch = EMBED_BATCH_SIZE  # chunks embedded and written per `aadd_documents` call
         self._healing = asyncio.Lock()
+        # Bumped before and after every write and delete through this process: what was read before is out of date.
+        self.generation = 0
 
     @classmethod
     async def open(
@@ -235,7 +237,11 @@ class KnowledgeBase:
 
     async def delete(self, expr: str) -> int:
         """Delete the chunks matching `expr`; returns how many were deleted."""
-        res = await self.guarded(lambda: self.store.aclient.delete(self.name, filter=expr))
+        self.generation += 1
+        try:
+            res = await self.guarded(lambda: self.store.aclient.delete(self.name, filter=expr))
+        finally:
+            self.generation += 1
         if isinstance(res, dict):
             return int(res.get("delete_count", 0))
         return len(res)
@@ -253,6 +259,8 @@ class KnowledgeBase:
     async def add(self, documents: list[Document], ids: list[str]) -> None:
         """Write chunks through LangChain's `aadd_documents` in batches (callers hold `write_lock`)."""
         size = self.add_batch
+        self.generation += 1
         for start in range(0, len(documents), size):
             batch, batch_ids = documents[start : start + size], ids[start : start + size]
             await self.guarded(functools.partial(self.store.aadd_documents, batch, ids=batch_ids))
+        self.generation += 1  # again once written: a read made meanwhile saw only part of it

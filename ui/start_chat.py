@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import chainlit as cl
@@ -40,6 +42,24 @@ async def begin(res: Resources, values: dict[str, Any]) -> Viewer:
 
 
 EXAMPLES = 3
+# What a new conversation's welcome shows (document counts, example questions) is read from Milvus once per
+# viewer's visibility and kept this long, or until this process writes or deletes chunks: on a large
+# knowledge base those filtered reads cost more CPU than answering a question. Another replica's upload
+# shows within this time.
+WELCOME_TTL_S = 30.0
+MAX_WELCOMES = 1_000
+
+
+@dataclass
+class Welcome:
+    documents: int
+    chunks: int
+    questions: list[str]
+    generation: int
+    at: float
+
+
+_welcomes: dict[tuple[int, str], Welcome] = {}
 
 
 async def example_questions(res: Resources, viewer: Viewer) -> list[str]:
@@ -61,10 +81,26 @@ async def example_questions(res: Resources, viewer: Viewer) -> list[str]:
     return [render.example_question(title, source, headings) for source, (title, headings) in chosen]
 
 
-async def welcome(res: Resources) -> None:
-    viewer = await begin(res, {})
+async def welcome_content(res: Resources, viewer: Viewer) -> Welcome:
+    """The welcome's figures and example questions for this viewer, read again when out of date."""
+    key = (id(res.kb), visible_to(viewer) or "")
+    now = time.monotonic()
+    known = _welcomes.get(key)
+    if known is not None and known.generation == res.kb.generation and now - known.at < WELCOME_TTL_S:
+        return known
+    generation = res.kb.generation
     count, chunks = await res.kb.summary(visible_to(viewer))
     questions = await example_questions(res, viewer) if count else []
+    if len(_welcomes) > MAX_WELCOMES:  # one per visibility (each person's private documents): bounded
+        _welcomes.clear()
+    _welcomes[key] = fresh = Welcome(count, chunks, questions, generation, now)
+    return fresh
+
+
+async def welcome(res: Resources) -> None:
+    viewer = await begin(res, {})
+    content = await welcome_content(res, viewer)
+    count, chunks, questions = content.documents, content.chunks, content.questions
     actions = [cl.Action(name="ask", payload={"question": q}, label=q, icon="message-circle") for q in questions]
     kinds = [ext.lstrip(".") for ext in SUPPORTED]
     await cl.Message(content=render.welcome(count, chunks, kinds), actions=actions).send()
