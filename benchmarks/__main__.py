@@ -59,14 +59,7 @@ def main() -> None:
         if parts & {"2", "5"}:
             step(f"building the {small:,} and {big:,}-chunk collections (once; each in its own process)")
             for size in (small, big):
-                built = subprocess.run(
-                    [sys.executable, "-m", "benchmarks.corpus", str(data), str(size)],
-                    cwd=ROOT,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                notes += json.loads(built.stdout.strip().splitlines()[-1])
+                notes += build_collection(data, size)
         if "5" in parts:  # before this process opens a collection: Milvus Lite lets one process hold a file
             step("5. memory")
             r5 = memory.run(data, (small, big))
@@ -86,14 +79,7 @@ def main() -> None:
         if "4" in parts:
             step("4. the app over Chainlit's socket protocol")
             (scratch / "app").mkdir()
-            corpus_built = subprocess.run(  # the offline run's knowledge base (reused when already built)
-                [sys.executable, "-m", "benchmarks.corpus", str(data), str(small)],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            notes += json.loads(corpus_built.stdout.strip().splitlines()[-1])
+            notes += build_collection(data, small)  # the offline run's knowledge base (reused when built)
             r4 = app_load.run(scratch / "app", data, levels=(1, 20), rounds=2 if quick else 5, offline_size=small)
             sections["4"], raw["app"] = app_load.report(r4), r4
     step("done")
@@ -102,6 +88,20 @@ def main() -> None:
     results.write_text(json.dumps(raw, indent=2, default=str))
     write(args.out, sections, notes, quick, seconds, when, machine())
     print(f"wrote {args.out}")
+
+
+def build_collection(data: Path, size: int) -> list[str]:
+    """A benchmark collection of `size` chunks, built once (in its own process: Milvus Lite lets one process
+    hold a file); returns what the build said for the notes."""
+    built = subprocess.run(
+        [sys.executable, "-m", "benchmarks.corpus", str(data), str(size)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    notes: list[str] = json.loads(built.stdout.strip().splitlines()[-1])
+    return notes
 
 
 def _int_keys(value: Any) -> Any:
