@@ -98,12 +98,22 @@ def body(chunk_text: str) -> str:
     return split_header(chunk_text)[1]
 
 
-def candidates(numbered_texts: Sequence[tuple[int, str]]) -> list[Candidate]:
-    """Sentences long enough to stand alone (or to lead into the next one), from every source."""
-    found = []
+def split_sources(numbered_texts: Sequence[tuple[int, str]]) -> dict[int, tuple[str, list[str]]]:
+    """Each source's title/headings line and the sentences of its text, by source number."""
+    split = {}
     for number, text in numbered_texts:
         header, passage = split_header(text)
-        parts = sentences(passage)
+        split[number] = (header, sentences(passage))
+    return split
+
+
+def candidates(
+    numbered_texts: Sequence[tuple[int, str]], split: dict[int, tuple[str, list[str]]] | None = None
+) -> list[Candidate]:
+    """Sentences long enough to stand alone (or to lead into the next one), from every source (`split`:
+    the sources already split by `split_sources`)."""
+    found = []
+    for number, (header, parts) in (split if split is not None else split_sources(numbered_texts)).items():
         for position, sentence in enumerate(parts):
             if 12 <= len(sentence) <= 600 and len(keywords(sentence)) >= 2:
                 following = parts[position + 1] if position + 1 < len(parts) else ""
@@ -212,14 +222,14 @@ async def extractive_answer(
     if not numbered_texts:
         text = NOTHING_FOUND
     else:
-        found = candidates(numbered_texts)
+        split = split_sources(numbered_texts)
+        found = candidates(numbered_texts, split)
         if not found:  # short chunks: quote them whole
             found = [Candidate(n, 0, body(t).strip()[:500]) for n, t in numbered_texts[:MAX_SENTENCES]]
         rows = await vectors.of([c.text for c in found])
         qvec = await vectors.embeddings.aembed_query(question)  # the search embedded it already: cached
         chosen = pick(question, found, rows, qvec, focus)
-        parts_of = {n: sentences(split_header(t)[1]) for n, t in numbered_texts}
-        passages = in_context(chosen, parts_of, tables)
+        passages = in_context(chosen, {n: parts for n, (_, parts) in split.items()}, tables)
         text = intro + "\n".join(f"- {as_list_item(passage)} [{number}]" for number, passage in passages)
     async for piece in words_of(text):
         yield piece

@@ -83,13 +83,14 @@ async def example_questions(res: Resources, viewer: Viewer) -> list[str]:
 
 async def welcome_content(res: Resources, viewer: Viewer) -> Welcome:
     """The welcome's figures and example questions for this viewer, read again when out of date."""
-    key = (id(res.kb), visible_to(viewer) or "")
+    visible = visible_to(viewer)
+    key = (id(res.kb), visible or "")
     now = time.monotonic()
     known = _welcomes.get(key)
     if known is not None and known.generation == res.kb.generation and now - known.at < WELCOME_TTL_S:
         return known
     generation = res.kb.generation
-    count, chunks = await res.kb.summary(visible_to(viewer))
+    count, chunks = await res.kb.summary(visible)
     questions = await example_questions(res, viewer) if count else []
     if len(_welcomes) > MAX_WELCOMES:  # one per visibility (each person's private documents): bounded
         _welcomes.clear()
