@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 
 from langchain_core.runnables import Runnable, RunnableLambda
@@ -10,7 +12,7 @@ from chains.extractive import unit
 from chains.lexical import bm25_rank
 from chains.options import Searcher
 from chains.state import Fused, FusedHit, Hit, Source, State, elapsed_ms
-from chains.text import names
+from chains.text import WORD, keywords, names
 from core.filters import all_of, field_in
 from core.schema import PK
 
@@ -20,6 +22,24 @@ RRF_K = 60
 # corpus and keeps its large lead on exact terms (README: Evaluation).
 FULL_TEXT_WEIGHT = 0.35
 MAX_NAMES_CHECKED = 4
+# A second abstention signal, for hits that clear the score floor without clearly matching: how much of the
+# question the documents know at all. Its content words weigh by rarity in the documents (IDF, a word they
+# never contain weighs most); when the best hit is below SUPPORT_CEILING and the words they contain carry
+# less than `min_support` of that weight, the question is about something else ("the best hiking trails in
+# Patagonia" over a database manual). Fitted on the three development corpora (README: Evaluation).
+SUPPORT_CEILING = 0.45
+MAX_SUPPORT_WORDS = 8
+# Word rarity means something only in a collection with a vocabulary of its own: in a few small documents
+# most everyday words are missing ("who handles its warranty claims?"), so the signal waits for this many chunks.
+MIN_SUPPORT_CHUNKS = 500
+INFLECTIONS = ("ing", "ies", "es", "ed", "s")
+
+
+def spellings_of(word: str, typed: str) -> list[str]:
+    """How a question's word may appear in a chunk: as typed, lower case, capitalised, upper case, and its stem
+    ("handles" -> "handle", which also finds "handled")."""
+    stems = [word[: -len(end)] for end in INFLECTIONS if word.endswith(end) and len(word) - len(end) >= 4][:1]
+    return list(dict.fromkeys([typed, word, word.capitalize(), word.upper(), *stems, *(s.capitalize() for s in stems)]))
 
 
 def _source(hit: Hit | FusedHit) -> str:
@@ -137,6 +157,27 @@ async def unknown_names(searcher: Searcher, question: str, expr: str | None) -> 
     return unknown
 
 
+async def unsupported_words(searcher: Searcher, question: str, expr: str | None, min_support: float) -> list[str]:
+    """The question's content words no visible chunk contains, when the words the chunks do contain carry
+    less than `min_support` of the question's IDF weight; [] when the documents know enough of it (or
+    cannot tell, or the collection is too small to tell: MIN_SUPPORT_CHUNKS)."""
+    terms = keywords(question)[:MAX_SUPPORT_WORDS]
+    if not terms or min_support <= 0:
+        return []
+    typed = {w.lower(): w for w in WORD.findall(question)}
+    counts = await asyncio.gather(
+        searcher.containing([], expr),
+        *(searcher.containing(spellings_of(w, typed.get(w, w)), expr) for w in terms),
+    )
+    total, frequencies = counts[0], counts[1:]
+    if total is None or total < MIN_SUPPORT_CHUNKS or any(f is None for f in frequencies):
+        return []
+    weight = {w: math.log((total + 1) / ((f or 0) + 1)) for w, f in zip(terms, frequencies, strict=True)}
+    known = sum(weight[w] for w, f in zip(terms, frequencies, strict=True) if f)
+    absent = [typed.get(w, w) for w, f in zip(terms, frequencies, strict=True) if not f]
+    return absent if absent and known < min_support * sum(weight.values()) else []
+
+
 def make_fuse(searcher: Searcher) -> Runnable[State, Fused]:
     """Step 4, fuse: one ranking from every list (RRF), measured, thresholded, numbered."""
 
@@ -171,6 +212,9 @@ def make_fuse(searcher: Searcher) -> Runnable[State, Fused]:
         chosen = select(fused, options.k, threshold, options.per_source)
         # A question naming something the documents never mention is not answered from other passages.
         unknown = await unknown_names(searcher, state["question"], state["expr"]) if chosen else []
+        best = max((h.similarity for h in chosen if h.similarity is not None), default=None)
+        if chosen and not unknown and threshold is not None and best is not None and best < SUPPORT_CEILING:
+            unknown = await unsupported_words(searcher, state["question"], state["expr"], options.min_support)
         sources = [] if unknown else [to_source(n, h) for n, h in enumerate(chosen, start=1)]
         return Fused(sources, ranking, keyword_ranking, elapsed_ms(started), unknown)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
@@ -30,6 +31,7 @@ class SearchOptions:
     per_source: int = 0
     keyword_rank: bool = False
     hybrid: bool = False  # also search the BM25 full-text index, when the collection has one
+    min_support: float = 0.0  # share of the question's word weight the documents must know (chains.fusion)
 
     @classmethod
     def from_settings(cls, s: Settings) -> SearchOptions:
@@ -40,6 +42,7 @@ class SearchOptions:
             mode=s.search_mode,
             threshold=s.score_threshold,
             hybrid=s.hybrid_search,
+            min_support=s.min_support,
         )
 
     def clamped(self) -> SearchOptions:
@@ -59,6 +62,7 @@ class SearchOptions:
             per_source=min(max(int(self.per_source), 0), MAX_K),
             keyword_rank=bool(self.keyword_rank),
             hybrid=bool(self.hybrid),
+            min_support=min(max(float(self.min_support), 0.0), 1.0),
         )
 
 
@@ -80,4 +84,9 @@ class Searcher(Protocol):
 
     async def contains(self, text: str, expr: str | None) -> bool | None:
         """Whether any chunk matching `expr` contains `text` verbatim (None: cannot tell)."""
+        ...
+
+    async def containing(self, spellings: Sequence[str], expr: str | None) -> int | None:
+        """How many chunks matching `expr` contain any of `spellings` verbatim; with no spellings, how many
+        chunks match `expr` (None: cannot tell)."""
         ...

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     search_mode: Literal["similarity", "mmr"] = "similarity"
     hybrid_search: bool = True  # also search Milvus's BM25 full-text index (Milvus >= 2.5, Milvus Lite)
     score_threshold: float = Field(0.25, ge=-1.0, le=1.0)
+    # Below a best score of 0.45, the share of the question's (IDF-weighted) words the documents must
+    # contain, or the answer says they never mention the rest (0 disables). README: Evaluation.
+    min_support: float = Field(0.7, ge=0.0, le=1.0)
     history_turns: int = Field(4, ge=0, le=50)
 
     @model_validator(mode="after")

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from langchain_core.documents import Document
@@ -208,8 +208,15 @@ class KnowledgeBase:
 
     async def contains(self, text: str, expr: str | None) -> bool | None:
         """Whether any chunk matching `expr` contains `text` verbatim (None: this Milvus cannot tell)."""
+        found = await self.containing([text], expr)
+        return None if found is None else found > 0
+
+    async def containing(self, spellings: Sequence[str], expr: str | None) -> int | None:
+        """How many chunks matching `expr` contain any of `spellings` verbatim (each escaped); with no
+        spellings, how many chunks match `expr` (None: this Milvus cannot tell)."""
+        like = " or ".join(f"text like {quote('%' + s + '%')}" for s in spellings)
         try:
-            return await self.count(all_of(expr, f"text like {quote('%' + text + '%')}")) > 0
+            return await self.count(all_of(expr, f"({like})" if like else None))
         except (StoreRefused, StoreUnavailable):
             return None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Sequence
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
@@ -86,6 +87,10 @@ class MemorySearcher:
 
     async def contains(self, text: str, expr: str | None) -> bool | None:
         return any(text in d.page_content for d in self.documents if self._allowed(d, expr))
+
+    async def containing(self, spellings: Sequence[str], expr: str | None) -> int | None:
+        allowed = [d for d in self.documents if self._allowed(d, expr)]
+        return sum(any(s in d.page_content for s in spellings) for d in allowed) if spellings else len(allowed)
 
 
 def chunk(pk: str, source: str, text: str, number: int = 0, **meta: object) -> Document:

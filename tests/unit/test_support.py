@@ -1,0 +1,69 @@
+"""The second abstention signal: a question whose rare words the documents never contain is not answered
+from passages that merely clear the score floor."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from chains import RagChain, SearchOptions
+from chains.fusion import MIN_SUPPORT_CHUNKS, spellings_of, unsupported_words
+from core.settings import load_settings
+from tests.fakes import MemorySearcher, chunk
+
+MANUAL_WORDS = (
+    "server client config option value default timeout port socket buffer cache index table column row query "
+    "commit branch merge rebase remote fetch push tag stash log diff patch hook worktree archive backup restore "
+    "replica primary standby checkpoint vacuum analyze lock transaction rollback savepoint schema role grant "
+    "password user group file directory path mode owner size limit quota daemon service unit signal exit status"
+)
+VOCABULARY = MANUAL_WORDS.split()
+TURBINE = [
+    chunk("t1", "turbine.md", "The Zephyr turbine must be serviced every 1200 operating hours by an engineer.", 1),
+    chunk("t2", "turbine.md", "Warranty claims for the Zephyr turbine are handled by the Orion support desk.", 2),
+]
+SETTINGS = load_settings(milvus_uri="unused.db", score_threshold=0.0)
+
+
+def manual(chunks: int) -> MemorySearcher:
+    """A technical manual of `chunks` chunks (random sentences over one vocabulary) plus the turbine pages."""
+    rng = random.Random(7)
+    filler = [
+        chunk(f"m{i}", f"manual-{i // 20}.md", " ".join(rng.choices(VOCABULARY, k=40)) + ".", i % 20)
+        for i in range(chunks - len(TURBINE))
+    ]
+    return MemorySearcher(filler + TURBINE)
+
+
+def options(**changes: float) -> SearchOptions:
+    return replace(SearchOptions.from_settings(SETTINGS), **changes)
+
+
+async def test_a_question_the_documents_never_speak_of_is_refused_naming_what_they_lack() -> None:
+    rag = RagChain(manual(MIN_SUPPORT_CHUNKS + 100), None, SETTINGS)
+    result = await rag.ainvoke("What are the best hiking trails in Patagonia?")
+    assert result.sources == []
+    assert "never mention" in result.answer and "“Patagonia”" in result.answer and "“hiking”" in result.answer
+    # The same passages clear the floor: with the signal off, they would be shown as an answer.
+    assert (await rag.ainvoke("What are the best hiking trails in Patagonia?", options=options(min_support=0))).sources
+
+
+async def test_questions_in_the_documents_words_are_answered_even_with_words_they_lack() -> None:
+    rag = RagChain(manual(MIN_SUPPORT_CHUNKS + 100), None, SETTINGS)
+    for question in (
+        "Who handles warranty claims for the Zephyr turbine?",
+        "who deals with Zephyr turbine warranty claims",
+    ):
+        assert (await rag.ainvoke(question)).sources, question
+
+
+async def test_a_small_collection_is_too_small_to_judge_words_by() -> None:
+    kb = manual(MIN_SUPPORT_CHUNKS - 100)
+    assert await unsupported_words(kb, "What are the best hiking trails in Patagonia?", None, 0.7) == []
+    assert await unsupported_words(manual(MIN_SUPPORT_CHUNKS), "best hiking trails in Patagonia", None, 0.7)
+
+
+def test_a_word_is_looked_up_as_typed_in_every_case_and_by_its_stem() -> None:
+    assert spellings_of("powershell", "PowerShell")[:4] == ["PowerShell", "powershell", "Powershell", "POWERSHELL"]
+    assert spellings_of("handles", "handles")[3:] == ["handl", "Handl"]  # finds "handle", "handled", "handling"
+    assert spellings_of("bus", "bus") == ["bus", "Bus", "BUS"]  # no stem shorter than four letters
