@@ -35,11 +35,16 @@ MIN_SUPPORT_CHUNKS = 500
 INFLECTIONS = ("ing", "ies", "es", "ed", "s")
 
 
+def cased(word: str, typed: str) -> list[str]:
+    """A lower-case word as typed, in lower case, capitalised and in upper case."""
+    return list(dict.fromkeys([typed, word, word.capitalize(), word.upper()]))
+
+
 def spellings_of(word: str, typed: str) -> list[str]:
-    """How a question's word may appear in a chunk: as typed, lower case, capitalised, upper case, and its stem
-    ("handles" -> "handle", which also finds "handled")."""
+    """How a question's word may appear in a chunk: `cased`, and its stem ("handles" -> "handle", which also
+    finds "handled")."""
     stems = [word[: -len(end)] for end in INFLECTIONS if word.endswith(end) and len(word) - len(end) >= 4][:1]
-    return list(dict.fromkeys([typed, word, word.capitalize(), word.upper(), *stems, *(s.capitalize() for s in stems)]))
+    return list(dict.fromkeys([*cased(word, typed), *stems, *(s.capitalize() for s in stems)]))
 
 
 def _source(hit: Hit | FusedHit) -> str:
@@ -150,9 +155,7 @@ async def unknown_names(searcher: Searcher, question: str, expr: str | None) -> 
     in any of their usual spellings: the documents cannot answer a question about what they never mention."""
     unknown = []
     for name in names(question)[:MAX_NAMES_CHECKED]:
-        spellings = dict.fromkeys([name, name.lower(), name.upper(), name.capitalize()])
-        found = [await searcher.contains(s, expr) for s in spellings]
-        if all(f is False for f in found):
+        if await searcher.containing(cased(name.lower(), name), expr) == 0:  # None: cannot tell
             unknown.append(name)
     return unknown
 
@@ -172,9 +175,10 @@ async def unsupported_words(searcher: Searcher, question: str, expr: str | None,
     total, frequencies = counts[0], counts[1:]
     if total is None or total < MIN_SUPPORT_CHUNKS or any(f is None for f in frequencies):
         return []
-    weight = {w: math.log((total + 1) / ((f or 0) + 1)) for w, f in zip(terms, frequencies, strict=True)}
-    known = sum(weight[w] for w, f in zip(terms, frequencies, strict=True) if f)
-    absent = [typed.get(w, w) for w, f in zip(terms, frequencies, strict=True) if not f]
+    found = {w: f or 0 for w, f in zip(terms, frequencies, strict=True)}
+    weight = {w: math.log((total + 1) / (f + 1)) for w, f in found.items()}
+    known = sum(weight[w] for w, f in found.items() if f)
+    absent = [typed.get(w, w) for w, f in found.items() if not f]
     return absent if absent and known < min_support * sum(weight.values()) else []
 
 

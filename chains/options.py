@@ -82,10 +82,6 @@ class Searcher(Protocol):
 
     async def search_full_text(self, query: str, k: int, expr: str | None) -> list[tuple[Document, float]]: ...
 
-    async def contains(self, text: str, expr: str | None) -> bool | None:
-        """Whether any chunk matching `expr` contains `text` verbatim (None: cannot tell)."""
-        ...
-
     async def containing(self, spellings: Sequence[str], expr: str | None) -> int | None:
         """How many chunks matching `expr` contain any of `spellings` verbatim; with no spellings, how many
         chunks match `expr` (None: cannot tell)."""

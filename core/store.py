@@ -206,11 +206,6 @@ class KnowledgeBase:
             return []
         return await self.guarded(lambda: full_text.asimilarity_search_with_score(query, k=k, expr=expr))
 
-    async def contains(self, text: str, expr: str | None) -> bool | None:
-        """Whether any chunk matching `expr` contains `text` verbatim (None: this Milvus cannot tell)."""
-        found = await self.containing([text], expr)
-        return None if found is None else found > 0
-
     async def containing(self, spellings: Sequence[str], expr: str | None) -> int | None:
         """How many chunks matching `expr` contain any of `spellings` verbatim (each escaped); with no
         spellings, how many chunks match `expr` (None: this Milvus cannot tell)."""

@@ -85,9 +85,6 @@ class MemorySearcher:
         scored = [(d, float(len(terms & set(words(d.page_content))))) for d in self.documents if self._allowed(d, expr)]
         return sorted([p for p in scored if p[1] > 0], key=lambda pair: -pair[1])[:k]
 
-    async def contains(self, text: str, expr: str | None) -> bool | None:
-        return any(text in d.page_content for d in self.documents if self._allowed(d, expr))
-
     async def containing(self, spellings: Sequence[str], expr: str | None) -> int | None:
         allowed = [d for d in self.documents if self._allowed(d, expr)]
         return sum(any(s in d.page_content for s in spellings) for d in allowed) if spellings else len(allowed)
