@@ -121,6 +121,14 @@ class Chat:
 
     async def wait_answers(self, n: int, timeout_ms: int = 120_000, marker: str = "extracted, not generated") -> str:
         """Wait until the n-th answer (an assistant message containing `marker`) has its Sources line."""
-        answers = self.page.locator("[data-step-type='assistant_message']").filter(has_text=marker)
-        await answers.nth(n - 1).get_by_text("Sources:").wait_for(timeout=timeout_ms)
+        every = self.page.locator("[data-step-type='assistant_message']")
+        answers = every.filter(has_text=marker)
+        try:
+            await answers.nth(n - 1).get_by_text("Sources:").wait_for(timeout=timeout_ms)
+        except Exception as error:  # say what the chat showed instead
+            shown = [str(t)[:300] for t in (await every.all_inner_texts())[-3:]]
+            raise AssertionError(
+                f"answer {n} with {marker!r} and its Sources line not shown in {timeout_ms / 1000:.0f} s; "
+                f"the last messages: {shown}; last socket frames: {[f[:120] for f in self.frames[-6:]]}"
+            ) from error
         return str(await answers.nth(n - 1).inner_text())

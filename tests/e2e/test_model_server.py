@@ -29,7 +29,7 @@ def server_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def model_server(server_data: Path, model: ScriptedModel) -> Iterator[str]:
-    env = {"OPENAI_BASE_URL": "", "RAG_CHAT_MODEL": "local-test", "OPENAI_API_KEY": CANARY, "RAG_REQUEST_TIMEOUT": "3"}
+    env = {"OPENAI_BASE_URL": "", "RAG_CHAT_MODEL": "local-test", "OPENAI_API_KEY": CANARY, "RAG_REQUEST_TIMEOUT": "20"}
     with serve(model) as base_url, chainlit_server(server_data, **(env | {"OPENAI_BASE_URL": base_url})) as url:
         yield url
 
