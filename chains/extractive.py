@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from chains.text import LEADING_MARKERS, keywords, sentences
+from chains.text import LEADING_MARKERS, keywords, sentences, short_options, stem
 from core.markdown import escape_markdown
 
 INTRO = (
@@ -32,6 +32,7 @@ def nothing_about(unknown: Sequence[str]) -> str:
 
 MAX_SENTENCES = 5
 MAX_PER_SOURCE = 3
+AFTER_BEST = 2  # sentences shown after the best one (what a definition says next: its default, its unit)
 NEIGHBOUR_CHARS = 600  # a neighbouring sentence longer than this is left out of a passage
 OWN_WORDS = 0.5  # weight of the share of the question's own words a sentence contains (IDF-weighted)
 CONTEXT_WORDS = 0.15  # the same for words a follow-up took from earlier turns
@@ -142,9 +143,13 @@ def pick(
     `focus` is what the person typed when `question` is a follow-up completed with earlier context: its
     own words ("and what is its default?") weigh more than the context's ("work_mem").
     """
-    own = set(keywords(focus if focus is not None else question))
-    context = set(keywords(question)) - own
-    words_of_candidate = [set(keywords(c.shown)) | set(keywords(c.header)) for c in found]
+    typed = focus if focus is not None else question
+    # Words compare by stem ("stands" answers "stand"); a short option (`-j`) is a term of its own.
+    own = {stem(w) for w in keywords(typed)} | short_options(typed)
+    context = {stem(w) for w in keywords(question)} - own
+    words_of_candidate = [
+        {stem(w) for w in keywords(c.shown) + keywords(c.header)} | short_options(c.shown) for c in found
+    ]
     n = len(found)
 
     # Rarer words among the candidates weigh more (IDF), computed once per answer.
@@ -167,9 +172,12 @@ def pick(
         scored = [pair for pair in scored if pair[0] >= best * RELATIVE_CUT]
     chosen: list[Candidate] = []
     per_source: dict[int, int] = {}
+    seen: set[str] = set()  # a sentence two pages share (a man page and its alias) is shown once
     for _, cand in scored:
-        if per_source.get(cand.number, 0) >= MAX_PER_SOURCE:
+        said = " ".join(keywords(cand.text))
+        if per_source.get(cand.number, 0) >= MAX_PER_SOURCE or said in seen:
             continue
+        seen.add(said)
         chosen.append(cand)
         per_source[cand.number] = per_source.get(cand.number, 0) + 1
         if len(chosen) == MAX_SENTENCES:
@@ -195,8 +203,9 @@ def in_context(
         first, last = cand.position, cand.position
         if first > 0 and len(parts[first - 1]) <= NEIGHBOUR_CHARS:
             first -= 1
-        if last + 1 < len(parts) and len(parts[last + 1]) <= NEIGHBOUR_CHARS:
-            last += 1
+        for _ in range(AFTER_BEST if not windows else 1):
+            if last + 1 < len(parts) and len(parts[last + 1]) <= NEIGHBOUR_CHARS:
+                last += 1
         for i, (number, lo, hi) in enumerate(windows):
             if number == cand.number and i not in fixed and first <= hi + 1 and last >= lo - 1:
                 windows[i] = (number, min(lo, first), max(hi, last))

@@ -12,7 +12,7 @@ from chains.extractive import unit
 from chains.lexical import bm25_rank
 from chains.options import Searcher
 from chains.state import Fused, FusedHit, Hit, Source, State, elapsed_ms
-from chains.text import WORD, keywords, names
+from chains.text import INFLECTIONS, WORD, keywords, names
 from core.filters import all_of, field_in
 from core.schema import PK
 
@@ -32,7 +32,6 @@ MAX_SUPPORT_WORDS = 8
 # Word rarity means something only in a collection with a vocabulary of its own: in a few small documents
 # most everyday words are missing ("who handles its warranty claims?"), so the signal waits for this many chunks.
 MIN_SUPPORT_CHUNKS = 500
-INFLECTIONS = ("ing", "ies", "es", "ed", "s")
 
 
 def cased(word: str, typed: str) -> list[str]:

@@ -46,6 +46,24 @@ def names(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in found if len(w) >= 3 and NAME_LIKE.search(w) and w.lower() not in STOPWORDS))
 
 
+INFLECTIONS = ("ing", "ies", "es", "ed", "s")
+SHORT_OPTION = re.compile(r"(?<![\w-])-[A-Za-z0-9]\b")
+
+
+def stem(word: str) -> str:
+    """A crude stem, equal for a word's common inflections ("handles", "handled", "handle" -> "handl")."""
+    for end in INFLECTIONS:
+        if word.endswith(end) and len(word) - len(end) >= 4:
+            word = word[: -len(end)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 4 else word
+
+
+def short_options(text: str) -> set[str]:
+    """Single-letter command-line options (`-j`): `keywords` drops them, yet they name exactly what is asked."""
+    return set(SHORT_OPTION.findall(text))
+
+
 def keywords(text: str) -> list[str]:
     """Content words in order, without duplicates or stopwords."""
     seen: dict[str, None] = {}

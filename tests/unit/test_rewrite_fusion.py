@@ -229,3 +229,27 @@ async def test_an_extracted_sentence_comes_with_its_neighbours_and_a_table_row_a
     bullets = [line for line in alone.splitlines() if line.startswith("- ")]
     assert bullets and all(line.count("codename:") == 1 for line in bullets), alone  # each row alone
     assert "Bookworm" in bullets[0]
+
+
+def test_offline_sentences_match_inflections_and_short_options_and_a_shared_sentence_shows_once() -> None:
+    from chains.extractive import Candidate, in_context, pick
+
+    def chosen_texts(question: str, texts: list[str], sims: list[float]) -> list[str]:
+        found = [Candidate(n, 0, t) for n, t in enumerate(texts, start=1)]
+        vectors = [[s, (1 - s * s) ** 0.5] for s in sims]
+        return [c.text for c in pick(question, found, vectors, [1.0, 0.0])]
+
+    # "stand" finds "stands": the sentence that answers beats a closer-sounding one without the word.
+    stands, drives = "It stands for tape archiver, says the manual.", "Tape drives are slow devices indeed."
+    assert chosen_texts("what does it stand for", [drives, stands], [0.5, 0.3])[0] == stands
+    # A short option is a term of its own (word tokens drop "-j").
+    j, z = "-j, --bzip2 filter the archive through bzip2.", "-z, --gzip filter the archive through gzip."
+    assert chosen_texts("what does -j do", [z, j], [0.5, 0.5])[0] == j
+    # Two pages with the same sentence (a command and its alias): shown once, the slot goes to another.
+    same, other = "Annotates each line of the file with its revision.", "Shows the author of each line too."
+    assert chosen_texts("who changed each line", [same, same, other], [0.9, 0.9, 0.8]) == [same, other]
+
+    parts = [f"Sentence number {i} of the option's description." for i in range(6)]
+    # The best sentence keeps two sentences after it (a definition's default, its unit), the others one.
+    passages = in_context([Candidate(1, 1, parts[1]), Candidate(2, 1, parts[1])], {1: parts, 2: parts})
+    assert passages == [(1, " ".join(parts[0:4])), (2, " ".join(parts[0:3]))]
