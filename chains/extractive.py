@@ -6,7 +6,7 @@ import asyncio
 import math
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -79,6 +79,7 @@ class Candidate:
     text: str
     header: str = ""  # the chunk's title and headings: what the sentence is about (a CSV row's file, say)
     following: str = ""  # the next sentence of the chunk, shown with a fragment ("work_mem (integer)")
+    also: tuple[int, ...] = ()  # other sources holding the same sentence: cited with it
 
     @property
     def shown(self) -> str:
@@ -172,12 +173,17 @@ def pick(
         scored = [pair for pair in scored if pair[0] >= best * RELATIVE_CUT]
     chosen: list[Candidate] = []
     per_source: dict[int, int] = {}
-    seen: set[str] = set()  # a sentence two pages share (a man page and its alias) is shown once
+    seen: dict[str, int] = {}  # a sentence two pages share (a man page and its alias) is shown once, citing both
     for _, cand in scored:
         said = " ".join(keywords(cand.text))
-        if per_source.get(cand.number, 0) >= MAX_PER_SOURCE or said in seen:
+        if said in seen:
+            first = chosen[seen[said]]
+            if cand.number != first.number and cand.number not in first.also:
+                chosen[seen[said]] = replace(first, also=(*first.also, cand.number))
             continue
-        seen.add(said)
+        if per_source.get(cand.number, 0) >= MAX_PER_SOURCE:
+            continue
+        seen[said] = len(chosen)
         chosen.append(cand)
         per_source[cand.number] = per_source.get(cand.number, 0) + 1
         if len(chosen) == MAX_SENTENCES:
@@ -239,7 +245,11 @@ async def extractive_answer(
         qvec = await vectors.embeddings.aembed_query(question)  # the search embedded it already: cached
         chosen = pick(question, found, rows, qvec, focus)
         passages = in_context(chosen, {n: parts for n, (_, parts) in split.items()}, tables)
-        text = intro + "\n".join(f"- {as_list_item(passage)} [{number}]" for number, passage in passages)
+        also = {c.number: c.also for c in chosen if c.also}
+        text = intro + "\n".join(
+            f"- {as_list_item(passage)} " + "".join(f"[{n}]" for n in (number, *also.get(number, ())))
+            for number, passage in passages
+        )
     async for piece in words_of(text):
         yield piece
 

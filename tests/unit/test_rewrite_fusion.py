@@ -248,6 +248,13 @@ def test_offline_sentences_match_inflections_and_short_options_and_a_shared_sent
     # Two pages with the same sentence (a command and its alias): shown once, the slot goes to another.
     same, other = "Annotates each line of the file with its revision.", "Shows the author of each line too."
     assert chosen_texts("who changed each line", [same, same, other], [0.9, 0.9, 0.8]) == [same, other]
+    shared = [Candidate(1, 0, same), Candidate(2, 0, same), Candidate(3, 0, other)]
+    assert [
+        c.also for c in pick("who changed each line", shared, [[0.9, 0.4], [0.9, 0.4], [0.8, 0.6]], [1.0, 0.0])
+    ] == [
+        (2,),
+        (),
+    ]  # both pages are cited for it
 
     parts = [f"Sentence number {i} of the option's description." for i in range(6)]
     # The best sentence keeps two sentences after it (a definition's default, its unit), the others one.
