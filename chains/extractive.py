@@ -224,6 +224,12 @@ def in_context(
     ]
 
 
+def citations(number: int, passage: str, chosen: Sequence[Candidate]) -> str:
+    """`[n]` for a passage's source, and for every other source holding a chosen sentence it shows."""
+    also = (n for c in chosen if c.number == number and c.text in passage for n in c.also)
+    return "".join(f"[{n}]" for n in dict.fromkeys((number, *also)))
+
+
 async def extractive_answer(
     question: str,
     numbered_texts: Sequence[tuple[int, str]],
@@ -245,10 +251,8 @@ async def extractive_answer(
         qvec = await vectors.embeddings.aembed_query(question)  # the search embedded it already: cached
         chosen = pick(question, found, rows, qvec, focus)
         passages = in_context(chosen, {n: parts for n, (_, parts) in split.items()}, tables)
-        also = {c.number: c.also for c in chosen if c.also}
         text = intro + "\n".join(
-            f"- {as_list_item(passage)} " + "".join(f"[{n}]" for n in (number, *also.get(number, ())))
-            for number, passage in passages
+            f"- {as_list_item(passage)} {citations(number, passage, chosen)}" for number, passage in passages
         )
     async for piece in words_of(text):
         yield piece

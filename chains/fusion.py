@@ -12,7 +12,7 @@ from chains.extractive import unit
 from chains.lexical import bm25_rank
 from chains.options import Searcher
 from chains.state import Fused, FusedHit, Hit, Source, State, elapsed_ms
-from chains.text import INFLECTIONS, WORD, keywords, names
+from chains.text import WORD, keywords, names, without_inflection
 from core.filters import all_of, field_in
 from core.schema import PK
 
@@ -42,7 +42,7 @@ def cased(word: str, typed: str) -> list[str]:
 def spellings_of(word: str, typed: str) -> list[str]:
     """How a question's word may appear in a chunk: `cased`, and its stem ("handles" -> "handle", which also
     finds "handled")."""
-    stems = [word[: -len(end)] for end in INFLECTIONS if word.endswith(end) and len(word) - len(end) >= 4][:1]
+    stems = [s for s in [without_inflection(word)] if s != word]
     return list(dict.fromkeys([*cased(word, typed), *stems, *(s.capitalize() for s in stems)]))
 
 

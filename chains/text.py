@@ -50,12 +50,17 @@ INFLECTIONS = ("ing", "ies", "es", "ed", "s")
 SHORT_OPTION = re.compile(r"(?<![\w-])-[A-Za-z0-9]\b")
 
 
-def stem(word: str) -> str:
-    """A crude stem, equal for a word's common inflections ("handles", "handled", "handle" -> "handl")."""
+def without_inflection(word: str) -> str:
+    """`word` without its first common inflection that leaves 4 letters ("handles" -> "handl")."""
     for end in INFLECTIONS:
         if word.endswith(end) and len(word) - len(end) >= 4:
-            word = word[: -len(end)]
-            break
+            return word[: -len(end)]
+    return word
+
+
+def stem(word: str) -> str:
+    """A crude stem, equal for a word's common inflections ("handles", "handled", "handle" -> "handl")."""
+    word = without_inflection(word)
     return word[:-1] if word.endswith("e") and len(word) > 4 else word
 
 
