@@ -12,7 +12,7 @@ from chains.extractive import unit
 from chains.lexical import bm25_rank
 from chains.options import Searcher
 from chains.state import Fused, FusedHit, Hit, Source, State, elapsed_ms
-from chains.text import WORD, keywords, names, without_inflection
+from chains.text import WORD, keywords, names, stem, without_inflection, words
 from core.filters import all_of, field_in
 from core.schema import PK
 
@@ -26,7 +26,10 @@ MAX_NAMES_CHECKED = 4
 # question the documents know at all. Its content words weigh by rarity in the documents (IDF, a word they
 # never contain weighs most); when the best hit is below SUPPORT_CEILING and the words they contain carry
 # less than `min_support` of that weight, the question is about something else ("the best hiking trails in
-# Patagonia" over a database manual). Fitted on the three development corpora (README: Evaluation).
+# Patagonia" over a database manual). A third, below the same ceiling: when no retrieved passage holds
+# `min_coverage` of that weight, the passages share a word or two with the question but answer something
+# else ("vacation days for new employees" over the git manual, whose words "days", "new" and "employees" are
+# scattered over unrelated pages). Both fitted on the three development corpora (README: Evaluation).
 SUPPORT_CEILING = 0.45
 MAX_SUPPORT_WORDS = 8
 # Word rarity means something only in a collection with a vocabulary of its own: in a few small documents
@@ -159,13 +162,13 @@ async def unknown_names(searcher: Searcher, question: str, expr: str | None) -> 
     return unknown
 
 
-async def unsupported_words(searcher: Searcher, question: str, expr: str | None, min_support: float) -> list[str]:
-    """The question's content words no visible chunk contains, when the words the chunks do contain carry
-    less than `min_support` of the question's IDF weight; [] when the documents know enough of it (or
-    cannot tell, or the collection is too small to tell: MIN_SUPPORT_CHUNKS)."""
+async def word_weights(searcher: Searcher, question: str, expr: str | None) -> dict[str, tuple[float, int]]:
+    """The question's content words, each with its weight by rarity in the chunks the viewer may see (IDF; a
+    word no chunk contains weighs most) and how many chunks contain it; {} when the collection cannot tell or
+    is too small for rarity to mean anything (MIN_SUPPORT_CHUNKS)."""
     terms = keywords(question)[:MAX_SUPPORT_WORDS]
-    if not terms or min_support <= 0:
-        return []
+    if not terms:
+        return {}
     typed = {w.lower(): w for w in WORD.findall(question)}
     counts = await asyncio.gather(
         searcher.containing([], expr),
@@ -173,12 +176,38 @@ async def unsupported_words(searcher: Searcher, question: str, expr: str | None,
     )
     total, frequencies = counts[0], counts[1:]
     if total is None or total < MIN_SUPPORT_CHUNKS or any(f is None for f in frequencies):
+        return {}
+    return {w: (math.log((total + 1) / ((f or 0) + 1)), f or 0) for w, f in zip(terms, frequencies, strict=True)}
+
+
+def unsupported(weights: dict[str, tuple[float, int]], question: str, min_support: float) -> list[str]:
+    """The question's words no visible chunk contains, when the words the chunks do contain carry less than
+    `min_support` of the question's weight; [] when the documents know enough of it."""
+    if not weights or min_support <= 0:
         return []
-    found = {w: f or 0 for w, f in zip(terms, frequencies, strict=True)}
-    weight = {w: math.log((total + 1) / (f + 1)) for w, f in found.items()}
-    known = sum(weight[w] for w, f in found.items() if f)
-    absent = [typed.get(w, w) for w, f in found.items() if not f]
-    return absent if absent and known < min_support * sum(weight.values()) else []
+    typed = {w.lower(): w for w in WORD.findall(question)}
+    known = sum(weight for weight, found in weights.values() if found)
+    absent = [typed.get(w, w) for w, (_, found) in weights.items() if not found]
+    return absent if absent and known < min_support * sum(weight for weight, _ in weights.values()) else []
+
+
+def coverage(weights: dict[str, tuple[float, int]], passage: str) -> float:
+    """The share of the question's word weight that one passage holds (by stem; a compound such as
+    `core.autocrlf` or `24.04` verbatim)."""
+    total = sum(weight for weight, _ in weights.values())
+    if total <= 0:
+        return 1.0
+    stems = {stem(w) for w in words(passage)}
+    lower = passage.lower()
+    held = sum(weight for w, (weight, _) in weights.items() if stem(w) in stems or (not w.isalnum() and w in lower))
+    return held / total
+
+
+async def unsupported_words(searcher: Searcher, question: str, expr: str | None, min_support: float) -> list[str]:
+    """`unsupported` over the visible chunks (see `word_weights`)."""
+    if min_support <= 0:
+        return []
+    return unsupported(await word_weights(searcher, question, expr), question, min_support)
 
 
 def make_fuse(searcher: Searcher) -> Runnable[State, Fused]:
@@ -216,9 +245,16 @@ def make_fuse(searcher: Searcher) -> Runnable[State, Fused]:
         # A question naming something the documents never mention is not answered from other passages.
         unknown = await unknown_names(searcher, state["question"], state["expr"]) if chosen else []
         best = max((h.similarity for h in chosen if h.similarity is not None), default=None)
+        uncovered = False
         if chosen and not unknown and threshold is not None and best is not None and best < SUPPORT_CEILING:
-            unknown = await unsupported_words(searcher, state["question"], state["expr"], options.min_support)
-        sources = [] if unknown else [to_source(n, h) for n, h in enumerate(chosen, start=1)]
+            vocabulary = await word_weights(searcher, state["question"], state["expr"])
+            unknown = unsupported(vocabulary, state["question"], options.min_support)
+            if not unknown and vocabulary and options.min_coverage > 0:
+                if standalone != state["question"]:  # a follow-up: judged with the words it took from before
+                    vocabulary = await word_weights(searcher, standalone, state["expr"]) or vocabulary
+                held = max(coverage(vocabulary, h.document.page_content) for h in chosen)
+                uncovered = held < options.min_coverage
+        sources = [] if unknown or uncovered else [to_source(n, h) for n, h in enumerate(chosen, start=1)]
         return Fused(sources, ranking, keyword_ranking, elapsed_ms(started), unknown)
 
     return RunnableLambda(fuse).with_config(run_name="fuse")

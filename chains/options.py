@@ -32,6 +32,7 @@ class SearchOptions:
     keyword_rank: bool = False
     hybrid: bool = False  # also search the BM25 full-text index, when the collection has one
     min_support: float = 0.0  # share of the question's word weight the documents must know (chains.fusion)
+    min_coverage: float = 0.0  # share of it one retrieved passage must hold (chains.fusion)
 
     @classmethod
     def from_settings(cls, s: Settings) -> SearchOptions:
@@ -43,6 +44,7 @@ class SearchOptions:
             threshold=s.score_threshold,
             hybrid=s.hybrid_search,
             min_support=s.min_support,
+            min_coverage=s.min_coverage,
         )
 
     def clamped(self) -> SearchOptions:
@@ -63,6 +65,7 @@ class SearchOptions:
             keyword_rank=bool(self.keyword_rank),
             hybrid=bool(self.hybrid),
             min_support=min(max(float(self.min_support), 0.0), 1.0),
+            min_coverage=min(max(float(self.min_coverage), 0.0), 1.0),
         )
 
 

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # Below a best score of 0.45, the share of the question's (IDF-weighted) words the documents must
     # contain, or the answer says they never mention the rest (0 disables). README: Evaluation.
     min_support: float = Field(0.7, ge=0.0, le=1.0)
+    # Below the same best score, the share of that weight at least one retrieved passage must hold, or the
+    # answer says nothing found answers it (0 disables). README: Evaluation.
+    min_coverage: float = Field(0.3, ge=0.0, le=1.0)
     history_turns: int = Field(4, ge=0, le=50)
 
     @model_validator(mode="after")

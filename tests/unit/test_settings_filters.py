@@ -78,10 +78,18 @@ def test_search_options_carry_every_retrieval_setting() -> None:
 
     from chains.options import SearchOptions
 
-    s = load_settings(k=9, rewrites=1, search_mode="mmr", score_threshold=0.4, hybrid_search=True, min_support=0.6)
+    s = load_settings(
+        k=9,
+        rewrites=1,
+        search_mode="mmr",
+        score_threshold=0.4,
+        hybrid_search=True,
+        min_support=0.6,
+        min_coverage=0.2,
+    )
     opts = SearchOptions.from_settings(s)
-    assert opts == SearchOptions(9, 20, 1, "mmr", 0.4, 0.5, False, 0, False, True, 0.6)
-    assert len(fields(SearchOptions)) == 11  # a new option needs a line above (and a setting, if people set it)
+    assert opts == SearchOptions(9, 20, 1, "mmr", 0.4, 0.5, False, 0, False, True, 0.6, 0.2)
+    assert len(fields(SearchOptions)) == 12  # a new option needs a line above (and a setting, if people set it)
     wild = SearchOptions(
         k=10_000,
         fetch_k=-3,
@@ -93,6 +101,7 @@ def test_search_options_carry_every_retrieval_setting() -> None:
         per_source=-5,
         keyword_rank=0,
         min_support=3,
+        min_coverage=-2,
     ).clamped()  # type: ignore[arg-type]
     assert (wild.k, wild.fetch_k, wild.rewrites, wild.mode, wild.threshold, wild.mmr_lambda) == (
         MAX_K,
@@ -102,7 +111,13 @@ def test_search_options_carry_every_retrieval_setting() -> None:
         1.0,
         0.0,
     )
-    assert (wild.openings, wild.per_source, wild.keyword_rank, wild.min_support) == (True, 0, False, 1.0)
+    assert (wild.openings, wild.per_source, wild.keyword_rank, wild.min_support, wild.min_coverage) == (
+        True,
+        0,
+        False,
+        1.0,
+        0.0,
+    )
 
 
 def test_readme_documents_every_setting() -> None:

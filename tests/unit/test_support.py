@@ -6,8 +6,10 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+from langchain_core.messages import AIMessage, HumanMessage
+
 from chains import RagChain, SearchOptions
-from chains.fusion import MIN_SUPPORT_CHUNKS, spellings_of, unsupported_words
+from chains.fusion import MIN_SUPPORT_CHUNKS, coverage, spellings_of, unsupported_words
 from core.settings import load_settings
 from tests.fakes import MemorySearcher, chunk
 
@@ -45,7 +47,11 @@ async def test_a_question_the_documents_never_speak_of_is_refused_naming_what_th
     assert result.sources == []
     assert "never mention" in result.answer and "“Patagonia”" in result.answer and "“hiking”" in result.answer
     # The same passages clear the floor: with the signal off, they would be shown as an answer.
-    assert (await rag.ainvoke("What are the best hiking trails in Patagonia?", options=options(min_support=0))).sources
+    assert (
+        await rag.ainvoke(
+            "What are the best hiking trails in Patagonia?", options=options(min_support=0, min_coverage=0)
+        )
+    ).sources
 
 
 async def test_questions_in_the_documents_words_are_answered_even_with_words_they_lack() -> None:
@@ -55,6 +61,41 @@ async def test_questions_in_the_documents_words_are_answered_even_with_words_the
         "who deals with Zephyr turbine warranty claims",
     ):
         assert (await rag.ainvoke(question)).sources, question
+
+
+# Every word of "How many vacation days do new employees get per year?", each on a page about something else.
+SCATTERED = [
+    chunk("s1", "backup.md", "The vacation mode of the daemon pauses the backup service.", 1),
+    chunk("s2", "quota.md", "Many employees share one group quota.", 1),
+    chunk("s3", "hooks.md", "New branches get a default hook.", 1),
+    chunk("s4", "log.md", "The log keeps the exit status for 30 days.", 1),
+    chunk("s5", "archive.md", "One archive per year is kept on the primary.", 1),
+]
+
+
+async def test_a_question_whose_words_are_scattered_over_unrelated_passages_is_not_answered_from_them() -> None:
+    rag = RagChain(MemorySearcher(manual(MIN_SUPPORT_CHUNKS + 100).documents + SCATTERED), None, SETTINGS)
+    question = "How many vacation days do new employees get per year?"
+    result = await rag.ainvoke(question)
+    assert result.sources == [] and "could not find anything" in result.answer
+    # The documents know every word (word support lets it through); no one passage holds enough of them.
+    assert (await rag.ainvoke(question, options=options(min_coverage=0))).sources
+
+
+async def test_a_follow_up_is_judged_with_the_words_it_took_from_earlier_turns() -> None:
+    rag = RagChain(manual(MIN_SUPPORT_CHUNKS + 100), None, SETTINGS)
+    first = "Who handles warranty claims for the Zephyr turbine?"
+    answered = await rag.ainvoke(first)
+    history = [HumanMessage(first), AIMessage(answered.answer)]
+    follow_up = await rag.ainvoke("and how often must it be serviced?", history)
+    assert follow_up.sources and follow_up.sources[0].source == "turbine.md"
+
+
+def test_coverage_is_the_share_of_the_question_weight_one_passage_holds() -> None:
+    weights = {"vacation": (6.0, 0), "days": (3.0, 40), "core.autocrlf": (1.0, 2)}
+    assert coverage(weights, "Thirty days of vacations.") == 0.9  # by stem: "vacations" holds "vacation"
+    assert coverage(weights, "Set core.autocrlf to true.") == 0.1
+    assert coverage({}, "anything") == 1.0
 
 
 async def test_a_small_collection_is_too_small_to_judge_words_by() -> None:
