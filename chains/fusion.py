@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 
 from langchain_core.runnables import Runnable, RunnableLambda
@@ -12,7 +13,7 @@ from chains.extractive import unit
 from chains.lexical import bm25_rank
 from chains.options import Searcher
 from chains.state import Fused, FusedHit, Hit, Source, State, elapsed_ms
-from chains.text import WORD, keywords, names, stem, without_inflection, words
+from chains.text import WORD, exact_terms, keywords, names, stem, without_inflection, words
 from core.filters import all_of, field_in
 from core.schema import PK
 
@@ -22,6 +23,9 @@ RRF_K = 60
 # corpus and keeps its large lead on exact terms (README: Evaluation).
 FULL_TEXT_WEIGHT = 0.35
 MAX_NAMES_CHECKED = 4
+# An exact term of the question (a version, an identifier) held by at most this many chunks is rare enough
+# that a full-text hit holding it is kept below the score floor (`rare_term_hits`).
+RARE_TERM_CHUNKS = 10
 # A second abstention signal, for hits that clear the score floor without clearly matching: how much of the
 # question the documents know at all. Its content words weigh by rarity in the documents (IDF, a word they
 # never contain weighs most); when the best hit is below SUPPORT_CEILING and the words they contain carry
@@ -97,13 +101,15 @@ def reciprocal_rank_fusion(
     return sorted(fused.values(), key=lambda h: (-h.rrf, -(h.similarity or 0.0), h.id))
 
 
-def select(fused: list[FusedHit], k: int, threshold: float | None, per_source: int = 0) -> list[FusedHit]:
-    """Drop hits below the similarity threshold (unscored hits are kept) and keep the top k.
+def select(
+    fused: list[FusedHit], k: int, threshold: float | None, per_source: int = 0, keep: frozenset[str] = frozenset()
+) -> list[FusedHit]:
+    """Drop hits below the similarity threshold (unscored hits and the ids in `keep` stay) and keep the top k.
 
     With `per_source` > 0, a source's chunks beyond that many wait until every other hit
     has had its place, so the top k spans more documents without ever returning fewer hits.
     """
-    kept = [h for h in fused if threshold is None or h.similarity is None or h.similarity >= threshold]
+    kept = [h for h in fused if threshold is None or h.similarity is None or h.similarity >= threshold or h.id in keep]
     if per_source > 0:
         first: list[FusedHit] = []
         later: list[FusedHit] = []
@@ -150,6 +156,27 @@ async def measure(searcher: Searcher, hits: list[FusedHit], question: str, expr:
             scores[hit.id] = float(unit(vector) @ query)
     for hit in hits:
         hit.similarity = scores[hit.id]
+
+
+def holds_term(text: str, term: str) -> bool:
+    """`term` in `text` as a whole word, as typed ("20.04" is not in "120.04" or "20.045")."""
+    return re.search(rf"(?<![\w.]){re.escape(term)}(?![\w]|\.\w)", text) is not None
+
+
+async def rare_term_hits(
+    searcher: Searcher, question: str, full_text: list[list[Hit]], expr: str | None
+) -> frozenset[str]:
+    """The full-text hits that hold one of the question's exact terms (a version, an identifier, a
+    CamelCase name) that few chunks contain: such a hit is evidence whatever its dense similarity (a CSV row
+    "version: 20.04 LTS; ...; eol: 2025-05-29" scores 0.14-0.28 against "when does Ubuntu 20.04 reach end
+    of life?"), so the score floor does not drop it."""
+    hits = [h for found in full_text for h in found]
+    terms = exact_terms(question)[:MAX_NAMES_CHECKED]
+    if not hits or not terms:
+        return frozenset()
+    counts = await asyncio.gather(*(searcher.containing([t], expr) for t in terms))
+    rare = [t for t, n in zip(terms, counts, strict=True) if n is not None and 0 < n <= RARE_TERM_CHUNKS]
+    return frozenset(h.id for h in hits if any(holds_term(h.document.page_content, t) for t in rare))
 
 
 async def unknown_names(searcher: Searcher, question: str, expr: str | None) -> list[str]:
@@ -241,7 +268,10 @@ def make_fuse(searcher: Searcher) -> Runnable[State, Fused]:
             }
             for h in fused[: options.fetch_k]
         ]
-        chosen = select(fused, options.k, threshold, options.per_source)
+        rare = frozenset[str]()
+        if retrieved.full_text and threshold is not None:
+            rare = await rare_term_hits(searcher, standalone, retrieved.full_text, state["expr"])
+        chosen = select(fused, options.k, threshold, options.per_source, rare)
         # A question naming something the documents never mention is not answered from other passages.
         unknown = await unknown_names(searcher, state["question"], state["expr"]) if chosen else []
         best = max((h.similarity for h in chosen if h.similarity is not None), default=None)

@@ -46,6 +46,14 @@ def names(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in found if len(w) >= 3 and NAME_LIKE.search(w) and w.lower() not in STOPWORDS))
 
 
+VERSION = re.compile(r"(?<![\w.])\d+(?:\.\d+)+(?![\w]|\.\w)")
+
+
+def exact_terms(text: str) -> list[str]:
+    """The words that name one thing exactly: `names`, and version numbers ("20.04", "9.6")."""
+    return list(dict.fromkeys([*names(text), *VERSION.findall(text)]))
+
+
 INFLECTIONS = ("ing", "ies", "es", "ed", "s")
 SHORT_OPTION = re.compile(r"(?<![\w-])-[A-Za-z0-9]\b")
 

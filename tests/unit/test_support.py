@@ -108,3 +108,32 @@ def test_a_word_is_looked_up_as_typed_in_every_case_and_by_its_stem() -> None:
     assert spellings_of("powershell", "PowerShell")[:4] == ["PowerShell", "powershell", "Powershell", "POWERSHELL"]
     assert spellings_of("handles", "handles")[3:] == ["handl", "Handl"]  # finds "handle", "handled", "handling"
     assert spellings_of("bus", "bus") == ["bus", "Bus", "BUS"]  # no stem shorter than four letters
+
+
+RELEASES = [
+    chunk(
+        f"u{i}",
+        "ubuntu.csv",
+        f"ubuntu\n\nversion: {version}; codename: {name}; release: {release}; eol: {eol}",
+        i,
+        file_type="csv",
+    )
+    for i, (version, name, release, eol) in enumerate(
+        [
+            ("18.04 LTS", "Bionic Beaver", "2018-04-26", "2023-05-31"),
+            ("20.04 LTS", "Focal Fossa", "2020-04-23", "2025-05-29"),
+            ("22.04 LTS", "Jammy Jellyfish", "2022-04-21", "2027-06-01"),
+        ]
+    )
+]
+
+
+async def test_a_row_holding_the_questions_rare_exact_term_survives_the_score_floor() -> None:
+    # A floor no hit clears: only the evidence of the exact term can keep a row.
+    rag = RagChain(MemorySearcher(RELEASES), None, load_settings(milvus_uri="unused.db", score_threshold=0.99))
+    result = await rag.ainvoke("when does Ubuntu 20.04 reach end of life?")
+    assert [s.text for s in result.sources] == [RELEASES[1].page_content]
+    assert "2025-05-29" in result.answer
+    # A term every row holds, or none does, is no such evidence.
+    assert (await rag.ainvoke("when does Ubuntu reach end of life?")).sources == []
+    assert (await rag.ainvoke("when does Ubuntu 30.04 reach end of life?")).sources == []
