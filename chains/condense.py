@@ -13,7 +13,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from chains.options import Searcher
 from chains.prompts import CONDENSE
 from chains.state import Condensed, State, elapsed_ms, model_warning
-from chains.text import declarative, keywords
+from chains.text import declarative, keywords, with_context
 
 FOLLOW_UP_LEADS = ("and ", "what about", "how about", "also", "but ", "then ", "so ", "why not", "what if")
 FOLLOW_UP_WORDS = {"it", "its", "it's", "this", "that", "these", "those", "they", "them", "their", "there", "one"}
@@ -49,7 +49,7 @@ def offline_condense(question: str, history: list[BaseMessage]) -> str:
     previous = previous_question(history)
     if previous is None:
         return question
-    return f"{question.strip()} (context: {declarative(previous)})"
+    return with_context(question, declarative(previous))
 
 
 async def confidence(searcher: Searcher, text: str, expr: str | None) -> float:

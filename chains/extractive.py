@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from chains.text import LEADING_MARKERS, keywords, sentences, short_options, stem
+from chains.text import LEADING_MARKERS, asked_words, keywords, sentences, short_options, stem
 from core.markdown import escape_markdown
 
 INTRO = (
@@ -147,7 +147,7 @@ def pick(
     typed = focus if focus is not None else question
     # Words compare by stem ("stands" answers "stand"); a short option (`-j`) is a term of its own.
     own = {stem(w) for w in keywords(typed)} | short_options(typed)
-    context = {stem(w) for w in keywords(question)} - own
+    context = {stem(w) for w in keywords(asked_words(question))} - own
     words_of_candidate = [
         {stem(w) for w in keywords(c.shown) + keywords(c.header)} | short_options(c.shown) for c in found
     ]

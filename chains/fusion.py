@@ -13,7 +13,7 @@ from chains.extractive import unit
 from chains.lexical import bm25_rank
 from chains.options import Searcher
 from chains.state import Fused, FusedHit, Hit, Source, State, elapsed_ms
-from chains.text import WORD, exact_terms, keywords, names, stem, without_inflection, words
+from chains.text import WORD, asked_words, exact_terms, keywords, names, stem, without_inflection, words
 from core.filters import all_of, field_in
 from core.schema import PK
 
@@ -281,7 +281,7 @@ def make_fuse(searcher: Searcher) -> Runnable[State, Fused]:
             unknown = unsupported(vocabulary, state["question"], options.min_support)
             if not unknown and vocabulary and options.min_coverage > 0:
                 if standalone != state["question"]:  # a follow-up: judged with the words it took from before
-                    vocabulary = await word_weights(searcher, standalone, state["expr"]) or vocabulary
+                    vocabulary = await word_weights(searcher, asked_words(standalone), state["expr"]) or vocabulary
                 held = max(coverage(vocabulary, h.document.page_content) for h in chosen)
                 uncovered = held < options.min_coverage
         sources = [] if unknown or uncovered else [to_source(n, h) for n, h in enumerate(chosen, start=1)]

@@ -11,7 +11,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from chains.prompts import REWRITE
 from chains.state import Rewritten, State, elapsed_ms, model_warning
-from chains.text import declarative, keywords
+from chains.text import asked_words, declarative, keywords
 
 BULLET = re.compile(r"^\s*(?:[-*•]+|\d+[.)]|\(\d+\)|[Qq]uery\s*\d*:)\s*")
 
@@ -47,7 +47,7 @@ def parse_rewrites(question: str, output: str, n: int) -> list[str]:
 def offline_rewrites(question: str, n: int) -> list[str]:
     """Deterministic variants without a model: the statement form, the keyword form, each clause."""
     statement = declarative(question)
-    variants = [statement, " ".join(keywords(question))]
+    variants = [statement, " ".join(keywords(asked_words(question)))]
     clauses = re.split(r"\s*(?:,|;|\band\b|\bor\b|\bvs\.?\b|\bversus\b)\s*", statement)
     if len(clauses) > 1:
         variants += [" ".join(keywords(c)) for c in clauses if len(keywords(c)) >= 2]

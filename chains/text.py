@@ -86,6 +86,19 @@ def keywords(text: str) -> list[str]:
     return list(seen)
 
 
+CONTEXT_MARK = " (context: "
+
+
+def with_context(question: str, earlier: str) -> str:
+    """An offline follow-up made standalone: the question, then the earlier turn's terms, marked as such."""
+    return f"{question.strip()}{CONTEXT_MARK}{earlier})"
+
+
+def asked_words(standalone: str) -> str:
+    """A standalone question's own and earlier words, without the word of the mark `with_context` adds."""
+    return standalone.replace(CONTEXT_MARK, " (")
+
+
 def declarative(question: str) -> str:
     """Drop the interrogative lead and the question mark: 'How do I undo X?' -> 'undo X'."""
     return QUESTION_LEAD.sub("", question.strip(), count=1).rstrip(" ?!.").strip()

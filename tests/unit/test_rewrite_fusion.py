@@ -260,3 +260,14 @@ def test_offline_sentences_match_inflections_and_short_options_and_a_shared_sent
     # The best sentence keeps two sentences after it (a definition's default, its unit), the others one.
     passages = in_context([Candidate(1, 1, parts[1]), Candidate(2, 1, parts[1])], {1: parts, 2: parts})
     assert passages == [(1, " ".join(parts[0:4])), (2, " ".join(parts[0:3]))]
+
+
+def test_a_follow_ups_keyword_query_holds_its_words_and_the_earlier_ones_not_the_mark() -> None:
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from chains.condense import offline_condense
+
+    history = [HumanMessage("When did Debian 11 come out?"), AIMessage("2021-08-14 [1]")]
+    standalone = offline_condense("and when does it reach end of life?", history)
+    assert "Debian 11" in standalone
+    assert offline_rewrites(standalone, 1)[1] == "reach end life debian 11 come"  # no "context"
