@@ -33,6 +33,10 @@ def nothing_about(unknown: Sequence[str]) -> str:
 MAX_SENTENCES = 5
 MAX_PER_SOURCE = 3
 AFTER_BEST = 2  # sentences shown after the best one (what a definition says next: its default, its unit)
+# When the best sentence lacks some of the question's own words ("default" in "What's the default
+# max_wal_size?"), the first of this many sentences after it that holds one is shown too: a definition's
+# default, unit or range often comes a few sentences later ("... The default is 1 GB.").
+LOOK_AHEAD = 5
 NEIGHBOUR_CHARS = 600  # a neighbouring sentence longer than this is left out of a passage
 OWN_WORDS = 0.5  # weight of the share of the question's own words a sentence contains (IDF-weighted)
 CONTEXT_WORDS = 0.15  # the same for words a follow-up took from earlier turns
@@ -191,13 +195,22 @@ def pick(
     return chosen
 
 
+def stems_of(text: str) -> set[str]:
+    """A text's content words by stem, and its short options (`-j`)."""
+    return {stem(w) for w in keywords(text)} | short_options(text)
+
+
 def in_context(
-    chosen: Sequence[Candidate], parts_of: dict[int, list[str]], tables: Collection[int] = ()
+    chosen: Sequence[Candidate],
+    parts_of: dict[int, list[str]],
+    tables: Collection[int] = (),
+    wanted: Collection[str] = (),
 ) -> list[tuple[int, str]]:
     """Each chosen sentence with the sentence before and after it in its chunk (the fact a question asks for
     is often a neighbour of the sentence that matches it best), best first, as (source number, passage).
     Windows of one chunk that overlap or touch become one passage, so nothing is shown twice. A table row
-    (a source numbered in `tables`) is a record: it is shown alone."""
+    (a source numbered in `tables`) is a record: it is shown alone. `wanted` are the question's own words
+    (`stems_of`): what the best sentence lacks of them may come a few sentences later (LOOK_AHEAD)."""
     windows: list[tuple[int, int, int]] = []  # (source number, first sentence, last sentence)
     fixed: dict[int, str] = {}  # index in `windows` -> a passage shown as it is
     for cand in chosen:
@@ -212,6 +225,13 @@ def in_context(
         for _ in range(AFTER_BEST if not windows else 1):
             if last + 1 < len(parts) and len(parts[last + 1]) <= NEIGHBOUR_CHARS:
                 last += 1
+        missing = set(wanted) - stems_of(cand.shown) - stems_of(cand.header) if not windows else set()
+        if missing and not any(missing & stems_of(p) for p in parts[cand.position + 1 : last + 1]):
+            ahead = range(last + 1, min(len(parts), cand.position + 1 + LOOK_AHEAD))
+            later = next((j for j in ahead if missing & stems_of(parts[j]) and len(parts[j]) <= NEIGHBOUR_CHARS), None)
+            if later is not None:
+                windows.append((cand.number, first, last))
+                first = last = later
         for i, (number, lo, hi) in enumerate(windows):
             if number == cand.number and i not in fixed and first <= hi + 1 and last >= lo - 1:
                 windows[i] = (number, min(lo, first), max(hi, last))
@@ -250,7 +270,8 @@ async def extractive_answer(
         rows = await vectors.of([c.text for c in found])
         qvec = await vectors.embeddings.aembed_query(question)  # the search embedded it already: cached
         chosen = pick(question, found, rows, qvec, focus)
-        passages = in_context(chosen, {n: parts for n, (_, parts) in split.items()}, tables)
+        wanted = stems_of(focus if focus is not None else question)
+        passages = in_context(chosen, {n: parts for n, (_, parts) in split.items()}, tables, wanted)
         text = intro + "\n".join(
             f"- {as_list_item(passage)} {citations(number, passage, chosen)}" for number, passage in passages
         )

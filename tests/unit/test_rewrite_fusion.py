@@ -271,3 +271,22 @@ def test_a_follow_ups_keyword_query_holds_its_words_and_the_earlier_ones_not_the
     standalone = offline_condense("and when does it reach end of life?", history)
     assert "Debian 11" in standalone
     assert offline_rewrites(standalone, 1)[1] == "reach end life debian 11 come"  # no "context"
+
+
+def test_what_the_best_sentence_lacks_of_the_question_is_looked_for_a_few_sentences_later() -> None:
+    from chains.extractive import Candidate, in_context, stems_of
+
+    parts = [
+        "max_wal_size (integer) Maximum size to let the WAL grow during automatic checkpoints.",
+        "This is a soft limit; WAL size can exceed it under heavy load.",
+        "Increasing it can increase the time needed for crash recovery.",
+        "If this value is specified without units, it is taken as megabytes.",
+        "The default is 1 GB.",
+        "This parameter can only be set in the postgresql.conf file.",
+    ]
+    best = [Candidate(1, 0, parts[0])]
+    wanted = stems_of("What's the default max_wal_size?")
+    assert in_context(best, {1: parts}, wanted=wanted) == [(1, " ".join(parts[:3])), (1, "The default is 1 GB.")]
+    assert in_context(best, {1: parts}) == [(1, " ".join(parts[:3]))]
+    # What the best sentence or the sentences shown after it already hold is not looked for again.
+    assert in_context(best, {1: parts}, wanted=stems_of("max_wal_size crash recovery")) == [(1, " ".join(parts[:3]))]
