@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     min_support: float = Field(0.7, ge=0.0, le=1.0)
     # Below the same best score, the share of that weight at least one retrieved passage must hold, or the
     # answer says nothing found answers it (0 disables). README: Evaluation.
-    min_coverage: float = Field(0.3, ge=0.0, le=1.0)
+    min_coverage: float = Field(0.2, ge=0.0, le=1.0)
     history_turns: int = Field(4, ge=0, le=50)
 
     @model_validator(mode="after")

@@ -66,10 +66,13 @@ async def test_questions_in_the_documents_words_are_answered_even_with_words_the
 # Every word of "How many vacation days do new employees get per year?", each on a page about something else.
 SCATTERED = [
     chunk("s1", "backup.md", "The vacation mode of the daemon pauses the backup service.", 1),
-    chunk("s2", "quota.md", "Many employees share one group quota.", 1),
-    chunk("s3", "hooks.md", "New branches get a default hook.", 1),
-    chunk("s4", "log.md", "The log keeps the exit status for 30 days.", 1),
-    chunk("s5", "archive.md", "One archive per year is kept on the primary.", 1),
+    chunk("s2", "quota.md", "Many users share one group quota.", 1),
+    chunk("s3", "staff.md", "The employees group owns the shared directory.", 1),
+    chunk("s4", "hooks.md", "New branches start with a default hook.", 1),
+    chunk("s5", "fetch.md", "Clients get the tags with each fetch.", 1),
+    chunk("s6", "log.md", "The log keeps the exit status for 30 days.", 1),
+    chunk("s7", "archive.md", "One archive per month is kept on the primary.", 1),
+    chunk("s8", "release.md", "A release is tagged once a year.", 1),
 ]
 
 
