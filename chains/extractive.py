@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from chains.text import LEADING_MARKERS, asked_words, keywords, sentences, short_options, stem
+from chains.text import LEADING_MARKERS, asked_words, keywords, sentences, stem, stems_of
 from core.markdown import escape_markdown
 
 INTRO = (
@@ -150,11 +150,9 @@ def pick(
     """
     typed = focus if focus is not None else question
     # Words compare by stem ("stands" answers "stand"); a short option (`-j`) is a term of its own.
-    own = {stem(w) for w in keywords(typed)} | short_options(typed)
+    own = stems_of(typed)
     context = {stem(w) for w in keywords(asked_words(question))} - own
-    words_of_candidate = [
-        {stem(w) for w in keywords(c.shown) + keywords(c.header)} | short_options(c.shown) for c in found
-    ]
+    words_of_candidate = [stems_of(c.shown) | {stem(w) for w in keywords(c.header)} for c in found]
     n = len(found)
 
     # Rarer words among the candidates weigh more (IDF), computed once per answer.
@@ -193,11 +191,6 @@ def pick(
         if len(chosen) == MAX_SENTENCES:
             break
     return chosen
-
-
-def stems_of(text: str) -> set[str]:
-    """A text's content words by stem, and its short options (`-j`)."""
-    return {stem(w) for w in keywords(text)} | short_options(text)
 
 
 def in_context(

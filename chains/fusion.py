@@ -13,7 +13,7 @@ from chains.extractive import unit
 from chains.lexical import bm25_rank
 from chains.options import Searcher
 from chains.state import Fused, FusedHit, Hit, Source, State, elapsed_ms
-from chains.text import WORD, asked_words, exact_terms, keywords, names, stem, without_inflection, words
+from chains.text import WORD, asked_words, exact_terms, keywords, names, stem, stems_of, without_inflection
 from core.filters import all_of, field_in
 from core.schema import PK
 
@@ -224,7 +224,7 @@ def coverage(weights: dict[str, tuple[float, int]], passage: str) -> float:
     total = sum(weight for weight, _ in weights.values())
     if total <= 0:
         return 1.0
-    stems = {stem(w) for w in words(passage)}
+    stems = stems_of(passage)
     lower = passage.lower()
     held = sum(weight for w, (weight, _) in weights.items() if stem(w) in stems or (not w.isalnum() and w in lower))
     return held / total

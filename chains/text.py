@@ -86,6 +86,11 @@ def keywords(text: str) -> list[str]:
     return list(seen)
 
 
+def stems_of(text: str) -> set[str]:
+    """A text's content words by stem, and its short options (`-j`)."""
+    return {stem(w) for w in keywords(text)} | short_options(text)
+
+
 CONTEXT_MARK = " (context: "
 
 

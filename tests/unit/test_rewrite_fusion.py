@@ -274,7 +274,8 @@ def test_a_follow_ups_keyword_query_holds_its_words_and_the_earlier_ones_not_the
 
 
 def test_what_the_best_sentence_lacks_of_the_question_is_looked_for_a_few_sentences_later() -> None:
-    from chains.extractive import Candidate, in_context, stems_of
+    from chains.extractive import Candidate, in_context
+    from chains.text import stems_of
 
     parts = [
         "max_wal_size (integer) Maximum size to let the WAL grow during automatic checkpoints.",
