@@ -6,6 +6,7 @@ import asyncio
 import math
 import re
 import time
+from collections.abc import Sequence
 
 from langchain_core.runnables import Runnable, RunnableLambda
 
@@ -163,20 +164,17 @@ def holds_term(text: str, term: str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(term)}(?![\w]|\.\w)", text) is not None
 
 
-async def rare_term_hits(
-    searcher: Searcher, question: str, full_text: list[list[Hit]], expr: str | None
-) -> frozenset[str]:
-    """The full-text hits that hold one of the question's exact terms (a version, an identifier, a
-    CamelCase name) that few chunks contain: such a hit is evidence whatever its dense similarity (a CSV row
-    "version: 20.04 LTS; ...; eol: 2025-05-29" scores 0.14-0.28 against "when does Ubuntu 20.04 reach end
-    of life?"), so the score floor does not drop it."""
-    hits = [h for found in full_text for h in found]
+async def rare_term_hits(searcher: Searcher, question: str, under: list[FusedHit], expr: str | None) -> frozenset[str]:
+    """Of the full-text hits `under` the score floor, those holding one of the question's exact terms (a
+    version, an identifier, a CamelCase name) that few chunks contain: such a hit is evidence whatever its
+    dense similarity (a CSV row "version: 20.04 LTS; ...; eol: 2025-05-29" scores 0.14-0.28 against "when
+    does Ubuntu 20.04 reach end of life?"), so the floor does not drop it."""
     terms = exact_terms(question)[:MAX_NAMES_CHECKED]
-    if not hits or not terms:
+    if not under or not terms:
         return frozenset()
     counts = await asyncio.gather(*(searcher.containing([t], expr) for t in terms))
     rare = [t for t, n in zip(terms, counts, strict=True) if n is not None and 0 < n <= RARE_TERM_CHUNKS]
-    return frozenset(h.id for h in hits if any(holds_term(h.document.page_content, t) for t in rare))
+    return frozenset(h.id for h in under if any(holds_term(h.document.page_content, t) for t in rare))
 
 
 async def unknown_names(searcher: Searcher, question: str, expr: str | None) -> list[str]:
@@ -189,14 +187,21 @@ async def unknown_names(searcher: Searcher, question: str, expr: str | None) -> 
     return unknown
 
 
-async def word_weights(searcher: Searcher, question: str, expr: str | None) -> dict[str, tuple[float, int]]:
-    """The question's content words, each with its weight by rarity in the chunks the viewer may see (IDF; a
-    word no chunk contains weighs most) and how many chunks contain it; {} when the collection cannot tell or
-    is too small for rarity to mean anything (MIN_SUPPORT_CHUNKS)."""
-    terms = keywords(question)[:MAX_SUPPORT_WORDS]
+def support_terms(text: str) -> list[str]:
+    """The content words of `text` the word checks weigh (at most MAX_SUPPORT_WORDS)."""
+    return keywords(text)[:MAX_SUPPORT_WORDS]
+
+
+async def word_weights(searcher: Searcher, texts: Sequence[str], expr: str | None) -> dict[str, tuple[float, int]]:
+    """The `support_terms` of every text (each counted once), each with its weight by rarity in the chunks the
+    viewer may see (IDF; a word no chunk contains weighs most) and how many chunks contain it; {} when the
+    collection cannot tell or is too small for rarity to mean anything (MIN_SUPPORT_CHUNKS)."""
+    terms = list(dict.fromkeys(t for text in texts for t in support_terms(text)))
     if not terms:
         return {}
-    typed = {w.lower(): w for w in WORD.findall(question)}
+    typed: dict[str, str] = {}
+    for w in (w for text in texts for w in WORD.findall(text)):
+        typed.setdefault(w.lower(), w)  # as the first text spells it
     counts = await asyncio.gather(
         searcher.containing([], expr),
         *(searcher.containing(spellings_of(w, typed.get(w, w)), expr) for w in terms),
@@ -205,6 +210,11 @@ async def word_weights(searcher: Searcher, question: str, expr: str | None) -> d
     if total is None or total < MIN_SUPPORT_CHUNKS or any(f is None for f in frequencies):
         return {}
     return {w: (math.log((total + 1) / ((f or 0) + 1)), f or 0) for w, f in zip(terms, frequencies, strict=True)}
+
+
+def weights_of(text: str, counted: dict[str, tuple[float, int]]) -> dict[str, tuple[float, int]]:
+    """The part of `word_weights` that weighs `text`'s own support terms."""
+    return {w: counted[w] for w in support_terms(text) if w in counted}
 
 
 def unsupported(weights: dict[str, tuple[float, int]], question: str, min_support: float) -> list[str]:
@@ -234,7 +244,7 @@ async def unsupported_words(searcher: Searcher, question: str, expr: str | None,
     """`unsupported` over the visible chunks (see `word_weights`)."""
     if min_support <= 0:
         return []
-    return unsupported(await word_weights(searcher, question, expr), question, min_support)
+    return unsupported(await word_weights(searcher, [question], expr), question, min_support)
 
 
 def make_fuse(searcher: Searcher) -> Runnable[State, Fused]:
@@ -269,20 +279,23 @@ def make_fuse(searcher: Searcher) -> Runnable[State, Fused]:
             for h in fused[: options.fetch_k]
         ]
         rare = frozenset[str]()
-        if retrieved.full_text and threshold is not None:
-            rare = await rare_term_hits(searcher, standalone, retrieved.full_text, state["expr"])
+        if retrieved.full_text and threshold is not None:  # only a full-text hit under the floor needs the evidence
+            found = {h.id for hits in retrieved.full_text for h in hits}
+            under = [h for h in fused if h.id in found and h.similarity is not None and h.similarity < threshold]
+            rare = await rare_term_hits(searcher, standalone, under, state["expr"])
         chosen = select(fused, options.k, threshold, options.per_source, rare)
         # A question naming something the documents never mention is not answered from other passages.
         unknown = await unknown_names(searcher, state["question"], state["expr"]) if chosen else []
         best = max((h.similarity for h in chosen if h.similarity is not None), default=None)
         uncovered = False
         if chosen and not unknown and threshold is not None and best is not None and best < SUPPORT_CEILING:
-            vocabulary = await word_weights(searcher, state["question"], state["expr"])
-            unknown = unsupported(vocabulary, state["question"], options.min_support)
-            if not unknown and vocabulary and options.min_coverage > 0:
-                if standalone != state["question"]:  # a follow-up: judged with the words it took from before
-                    vocabulary = await word_weights(searcher, asked_words(standalone), state["expr"]) or vocabulary
-                held = max(coverage(vocabulary, h.document.page_content) for h in chosen)
+            # A follow-up's passages are judged with the words it took from earlier turns too: one count per word.
+            judged = asked_words(standalone)
+            counted = await word_weights(searcher, [state["question"], judged], state["expr"])
+            asked = weights_of(state["question"], counted)
+            unknown = unsupported(asked, state["question"], options.min_support)
+            if not unknown and asked and options.min_coverage > 0:
+                held = max(coverage(weights_of(judged, counted), h.document.page_content) for h in chosen)
                 uncovered = held < options.min_coverage
         sources = [] if unknown or uncovered else [to_source(n, h) for n, h in enumerate(chosen, start=1)]
         return Fused(sources, ranking, keyword_ranking, elapsed_ms(started), unknown)
