@@ -58,7 +58,10 @@ async def test_generated_answer_streams_and_stop_cancels_it(
     # The session still works: the next question gets a full generated answer with its sources.
     model.answer_repeats = 1
     await chat.send("And the service interval?")
-    answer = await chat.wait_answers(1, marker="Service is every 1200 hours")
+    # The stopped answer holds the same opening (and, if Stop landed late, "Service is every ..."), so
+    # the full answer is the second message with that opening, not the first with any later phrase.
+    answer = await chat.wait_answers(2, marker="Warranty claims go to the Orion")
+    assert "Service is every 1200 hours [2]" in answer
     assert "turbine-manual.pdf" in answer.lower()
     assert model.requests[-1]["stream"] is True
     # A quiet log: Stop closed the stream (no "ignored GeneratorExit"), no keepalive GOAWAYs from Milvus
