@@ -14,7 +14,7 @@ from core.settings import Settings
 from ingest.text import ParsedDocument
 
 # Bump when parsing or splitting changes what a file turns into: re-indexing then rewrites every file.
-PIPELINE_VERSION = "3"  # 3: identical chunks stored once per document; PDF text through pdfium
+PIPELINE_VERSION = "4"  # 3: identical chunks once per document, PDF text through pdfium; 4: PDF spaces put back
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,48 @@ def clean_pdf_text(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_PDF_DASHES)
 
 
+# A gap wider than this share of the font size between two glyphs of one line is a space the PDF never
+# wrote. Ghostscript (ps2pdf of groff's man pages) spaces words by character spacing (`Tc`) or a move
+# between text runs, which pdfium joins ("twountrusted", "givenTCP"). Measured on eight groff-made man pages:
+# letters sit at most 0.08 em apart, such hidden spaces at least 0.17 em (a space is 0.25 em).
+HIDDEN_SPACE_EM = 0.15
+_SOFT_HYPHEN_CODES = (0x02, 0xFFFE)  # pdfium's marks for a hyphen it saw at a line break
+
+
+def page_text(textpage: object) -> str:
+    """A page's text in reading order, as pdfium gives it, with the spaces the PDF left out put back."""
+    import pypdfium2.raw as pdfium_c
+
+    handle = textpage.raw  # type: ignore[attr-defined]
+    box = pdfium_c.FS_RECTF()
+    out: list[str] = []
+    previous: tuple[float, float, float] | None = None  # the last glyph's right edge, bottom and top
+    for index in range(pdfium_c.FPDFText_CountChars(handle)):
+        code = pdfium_c.FPDFText_GetUnicode(handle, index)
+        if code in _SOFT_HYPHEN_CODES:
+            out.append("\ufffe")
+            previous = None
+            continue
+        char = chr(code)
+        if char.isspace() or not code:
+            out.append(char if code else "")
+            previous = None
+            continue
+        pdfium_c.FPDFText_GetLooseCharBox(handle, index, box)
+        if previous is not None:
+            size = pdfium_c.FPDFText_GetFontSize(handle, index) or (box.top - box.bottom)
+            same_line = box.bottom < previous[2] and box.top > previous[1]
+            if same_line and box.left - previous[0] > HIDDEN_SPACE_EM * size:
+                out.append(" ")
+        out.append(char)
+        previous = (box.right, box.bottom, box.top)
+    return "".join(out)
+
+
 def load_pdf(data: bytes, name: str) -> ParsedDocument:
     """PDF text through pdfium (pypdfium2): on groff-made PDFs it broke half as many words as pypdf and read
-    them 5-20x faster (benchmarks/pdf_text.py, BENCHMARKS.md part 7)."""
+    them 5-20x faster (benchmarks/pdf_text.py, BENCHMARKS.md part 7); `page_text` puts back the spaces
+    pdfium's own text drops."""
     import pypdfium2 as pdfium
 
     if not data.lstrip()[:1024].startswith(b"%PDF") and b"%PDF" not in data[:1024]:
@@ -41,7 +80,7 @@ def load_pdf(data: bytes, name: str) -> ParsedDocument:
         for number in range(1, len(document) + 1):
             page = document[number - 1]
             textpage = page.get_textpage()
-            text = clean_pdf_text(textpage.get_text_range()).strip()
+            text = clean_pdf_text(page_text(textpage)).strip()
             textpage.close()
             page.close()
             if text:

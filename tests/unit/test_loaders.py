@@ -26,6 +26,26 @@ def test_pdf_keeps_pages_and_title(good) -> None:
     assert "1200 operating hours" in doc.sections[1].text
 
 
+def test_pdf_words_spaced_by_position_not_by_a_space_character_stay_apart(tmp_path: Path) -> None:
+    # Ghostscript (ps2pdf of groff's man pages) spaces some words by character spacing (`Tc`) or a move
+    # between text runs, with no space character: pdfium's own text runs them together ("twountrusted").
+    from reportlab.pdfgen import canvas
+
+    path = tmp_path / "groff-like.pdf"
+    pdf = canvas.Canvas(str(path))
+    pdf.setFont("Times-Roman", 10)
+    pdf.drawString(72, 720, "SSH(1)")
+    pdf._code.append(
+        "BT /F1 10 Tf 72 700 Td (between tw)Tj 2.574 Tc 45 0 Td (ou)Tj 0 Tc 12.57 0 Td (ntrusted hosts)Tj "
+        "0 -12 Td (connections to the given)Tj 92 0 Td (TCP port; rec)Tj ET"
+    )
+    pdf.save()
+    text = _parse(path).sections[0].text
+    assert "between two untrusted hosts" in text
+    assert "the given TCP port" in text
+    assert "SSH(1)" in text and "tw o" not in text  # letters of one word stay together
+
+
 def test_docx_headings_and_tables(good) -> None:
     doc = _parse(good["docx"])
     assert doc.title == "Remote Work Policy"
