@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, replace
@@ -11,7 +12,17 @@ from dataclasses import dataclass, replace
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from chains.text import LEADING_MARKERS, asked_words, keywords, sentences, stem, stems_of
+from chains.text import (
+    LEADING_MARKERS,
+    acronyms,
+    asked_words,
+    keywords,
+    sentences,
+    spelled_out,
+    stem,
+    stems_of,
+    words,
+)
 from core.markdown import escape_markdown
 
 INTRO = (
@@ -40,7 +51,23 @@ LOOK_AHEAD = 5
 NEIGHBOUR_CHARS = 600  # a neighbouring sentence longer than this is left out of a passage
 OWN_WORDS = 0.5  # weight of the share of the question's own words a sentence contains (IDF-weighted)
 CONTEXT_WORDS = 0.15  # the same for words a follow-up took from earlier turns
-RELATIVE_CUT = 0.75  # a sentence must score at least this share of the best one
+# A sentence is about what the sentences before it name: "The default is 128MB" follows "shared_buffers
+# (integer) Sets the amount of memory ...". The question's words a sentence lacks but the BEFORE_SENTENCES
+# before it hold count at this share of their weight.
+BEFORE_SENTENCES = 2
+BEFORE_WORDS = 0.4
+# A table row's vector says little ("version: 10; codename: Buster; eol: 2022-09-10"): its words count
+# this many times as much as a sentence's.
+TABLE_LEXICAL = 2.0
+# A question after an amount ("how many", "the default", "what range") prefers a sentence holding a number.
+NUMBER_BONUS = 0.1
+QUANTITY = re.compile(
+    r"\b(?:how\s+(?:many|much|long|big|large|often|old|high|low)|default|maximum|minimum|max|min|limit|range|"
+    r"size|port|version|what\s+year)\b",
+    re.IGNORECASE,
+)
+HAS_NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?")
+RELATIVE_CUT = 0.5  # a sentence must score at least this share of the best one
 # Sentence vectors kept between answers (float32, 1.5 KB each at 384 dimensions: about 30 MB).
 SENTENCE_CACHE = 20_000
 
@@ -84,6 +111,7 @@ class Candidate:
     header: str = ""  # the chunk's title and headings: what the sentence is about (a CSV row's file, say)
     following: str = ""  # the next sentence of the chunk, shown with a fragment ("work_mem (integer)")
     also: tuple[int, ...] = ()  # other sources holding the same sentence: cited with it
+    before: str = ""  # the sentences before it in its chunk: what it is about ("work_mem (integer)")
 
     @property
     def shown(self) -> str:
@@ -123,7 +151,8 @@ def candidates(
         for position, sentence in enumerate(parts):
             if 12 <= len(sentence) <= 600 and len(keywords(sentence)) >= 2:
                 following = parts[position + 1] if position + 1 < len(parts) else ""
-                found.append(Candidate(number, position, sentence, header, following[:600]))
+                before = " ".join(parts[max(0, position - BEFORE_SENTENCES) : position])
+                found.append(Candidate(number, position, sentence, header, following[:600], before=before))
     return found
 
 
@@ -142,6 +171,7 @@ def pick(
     vectors: Sequence[Sequence[float]] | np.ndarray,
     qvec: Sequence[float],
     focus: str | None = None,
+    tables: Collection[int] = (),
 ) -> list[Candidate]:
     """Best sentences by meaning and by the question's words (rare words count more), best first.
 
@@ -152,7 +182,12 @@ def pick(
     # Words compare by stem ("stands" answers "stand"); a short option (`-j`) is a term of its own.
     own = stems_of(typed)
     context = {stem(w) for w in keywords(asked_words(question))} - own
-    words_of_candidate = [stems_of(c.shown) | {stem(w) for w in keywords(c.header)} for c in found]
+    wants_number = bool(QUANTITY.search(typed))
+    spelled = acronyms(asked_words(question))  # "eol" in a row holds "end of life"
+    words_of_candidate = [
+        stems_of(c.shown) | {stem(w) for w in keywords(c.header)} | spelled_out(set(words(c.shown)), spelled)
+        for c in found
+    ]
     n = len(found)
 
     # Rarer words among the candidates weigh more (IDF), computed once per answer.
@@ -168,6 +203,12 @@ def pick(
     for cand, similarity, present in zip(found, similarities, words_of_candidate, strict=True):
         rank_bonus = 0.02 * max(0, 5 - cand.number)
         lexical = OWN_WORDS * overlap(own, present) + CONTEXT_WORDS * overlap(context, present)
+        if cand.number in tables:
+            lexical *= TABLE_LEXICAL
+        if wants_number and HAS_NUMBER.search(cand.shown):
+            lexical += NUMBER_BONUS
+        inherited = stems_of(cand.before) - present
+        lexical += BEFORE_WORDS * (OWN_WORDS * overlap(own, inherited) + CONTEXT_WORDS * overlap(context, inherited))
         scored.append((float(similarity) + lexical + rank_bonus, cand))
     scored.sort(key=lambda pair: -pair[0])
     if scored:
@@ -262,7 +303,7 @@ async def extractive_answer(
             found = [Candidate(n, 0, body(t).strip()[:500]) for n, t in numbered_texts[:MAX_SENTENCES]]
         rows = await vectors.of([c.text for c in found])
         qvec = await vectors.embeddings.aembed_query(question)  # the search embedded it already: cached
-        chosen = pick(question, found, rows, qvec, focus)
+        chosen = pick(question, found, rows, qvec, focus, tables)
         wanted = stems_of(focus if focus is not None else question)
         passages = in_context(chosen, {n: parts for n, (_, parts) in split.items()}, tables, wanted)
         text = intro + "\n".join(

@@ -14,7 +14,19 @@ from chains.extractive import unit
 from chains.lexical import bm25_rank
 from chains.options import Searcher
 from chains.state import Fused, FusedHit, Hit, Source, State, elapsed_ms
-from chains.text import WORD, asked_words, exact_terms, keywords, names, stem, stems_of, without_inflection
+from chains.text import (
+    WORD,
+    acronyms,
+    asked_words,
+    exact_terms,
+    keywords,
+    names,
+    spelled_out,
+    stem,
+    stems_of,
+    without_inflection,
+    words,
+)
 from core.filters import all_of, field_in
 from core.schema import PK
 
@@ -187,6 +199,9 @@ async def unknown_names(searcher: Searcher, question: str, expr: str | None) -> 
     return unknown
 
 
+MAX_ACRONYMS_CHECKED = 8  # acronyms of a question's unknown words looked up in the chunks (one count each)
+
+
 def support_terms(text: str) -> list[str]:
     """The content words of `text` the word checks weigh (at most MAX_SUPPORT_WORDS)."""
     return keywords(text)[:MAX_SUPPORT_WORDS]
@@ -206,10 +221,24 @@ async def word_weights(searcher: Searcher, texts: Sequence[str], expr: str | Non
         searcher.containing([], expr),
         *(searcher.containing(spellings_of(w, typed.get(w, w)), expr) for w in terms),
     )
-    total, frequencies = counts[0], counts[1:]
+    total, frequencies = counts[0], list(counts[1:])
     if total is None or total < MIN_SUPPORT_CHUNKS or any(f is None for f in frequencies):
         return {}
+    absent = {stem(w) for w, f in zip(terms, frequencies, strict=True) if not f}
+    if absent:  # "end of life" may be written "eol" ("eol: 2024-08-14"): its words are then known
+        forms = {form: stems for text in texts for form, stems in acronyms(asked_words(text)).items() if stems & absent}
+        checked = list(forms.items())[:MAX_ACRONYMS_CHECKED]
+        found = await asyncio.gather(*(searcher.containing(acronym_spellings(form), expr) for form, _ in checked))
+        for (_, stems), n in zip(checked, found, strict=True):
+            if n:
+                frequencies = [n if not f and stem(w) in stems else f for w, f in zip(terms, frequencies, strict=True)]
     return {w: (math.log((total + 1) / ((f or 0) + 1)), f or 0) for w, f in zip(terms, frequencies, strict=True)}
+
+
+def acronym_spellings(form: str) -> list[str]:
+    """How a chunk holds an acronym as a word of its own: after a space, a line break, "(" or "-", in lower or
+    upper case ("; eol: 2024-08-14", "(EOL)")."""
+    return [f"{start}{spelling}" for spelling in (form, form.upper()) for start in (" ", "\n", "(", "-")]
 
 
 def weights_of(text: str, counted: dict[str, tuple[float, int]]) -> dict[str, tuple[float, int]]:
@@ -228,13 +257,15 @@ def unsupported(weights: dict[str, tuple[float, int]], question: str, min_suppor
     return absent if absent and known < min_support * sum(weight for weight, _ in weights.values()) else []
 
 
-def coverage(weights: dict[str, tuple[float, int]], passage: str) -> float:
-    """The share of the question's word weight that one passage holds (by stem; a compound such as
-    `core.autocrlf` or `24.04` verbatim)."""
+def coverage(
+    weights: dict[str, tuple[float, int]], passage: str, asked: dict[str, frozenset[str]] | None = None
+) -> float:
+    """The share of the question's word weight that one passage holds (by stem, or as an acronym: "eol"
+    holds "end of life"; a compound such as `core.autocrlf` or `24.04` verbatim)."""
     total = sum(weight for weight, _ in weights.values())
     if total <= 0:
         return 1.0
-    stems = stems_of(passage)
+    stems = stems_of(passage) | spelled_out(set(words(passage)), asked or {})
     lower = passage.lower()
     held = sum(weight for w, (weight, _) in weights.items() if stem(w) in stems or (not w.isalnum() and w in lower))
     return held / total
@@ -295,7 +326,8 @@ def make_fuse(searcher: Searcher) -> Runnable[State, Fused]:
             asked = weights_of(state["question"], counted)
             unknown = unsupported(asked, state["question"], options.min_support)
             if not unknown and asked and options.min_coverage > 0:
-                held = max(coverage(weights_of(judged, counted), h.document.page_content) for h in chosen)
+                judged_weights, spelled = weights_of(judged, counted), acronyms(judged)
+                held = max(coverage(judged_weights, h.document.page_content, spelled) for h in chosen)
                 uncovered = held < options.min_coverage
         sources = [] if unknown or uncovered else [to_source(n, h) for n, h in enumerate(chosen, start=1)]
         return Fused(sources, ranking, keyword_ranking, elapsed_ms(started), unknown)

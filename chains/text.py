@@ -91,6 +91,42 @@ def stems_of(text: str) -> set[str]:
     return {stem(w) for w in keywords(text)} | short_options(text)
 
 
+PHRASE_WORD = re.compile(r"[A-Za-z]+")
+
+
+def acronyms(text: str) -> dict[str, frozenset[str]]:
+    """The acronyms a text's phrases of 2-4 words could be written as, each with the stems it stands for:
+    "end of life" -> "eol" (and "el"), "write-ahead log" -> "wal", "long term support" -> "lts". Documents,
+    tables above all, write the short form ("eol: 2024-08-14") where people ask in words. Only forms of 3+
+    letters count, from phrases that start and end with a content word and hold at most one small word."""
+    found: dict[str, set[str]] = {}
+    for clause in re.split(r"[^\w\s'-]+", text):  # a phrase does not run over punctuation
+        _phrase_acronyms([w.lower() for w in PHRASE_WORD.findall(clause)], found)
+    return {form: frozenset(stems) for form, stems in found.items()}
+
+
+def _phrase_acronyms(tokens: list[str], found: dict[str, set[str]]) -> None:
+    for i, first in enumerate(tokens):
+        if first in STOPWORDS:
+            continue
+        for length in range(2, 5):
+            run = tokens[i : i + length]
+            if len(run) < length or run[-1] in STOPWORDS:
+                continue
+            content = [w for w in run if w not in STOPWORDS]
+            forms = {"".join(w[0] for w in content)}
+            if len(run) - len(content) == 1:  # "end of life" -> "eol"; two small words make a word ("load")
+                forms.add("".join(w[0] for w in run))
+            for form in forms:
+                if len(form) >= 3:
+                    found.setdefault(form, set()).update(stem(w) for w in content)
+
+
+def spelled_out(passage_words: set[str], asked: dict[str, frozenset[str]]) -> set[str]:
+    """The stems of the asked phrases whose acronym (see `acronyms`) is one of the passage's `words`."""
+    return set().union(*(stems for form, stems in asked.items() if form in passage_words)) if asked else set()
+
+
 CONTEXT_MARK = " (context: "
 
 

@@ -10,6 +10,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from chains import RagChain, SearchOptions
 from chains.fusion import MIN_SUPPORT_CHUNKS, coverage, spellings_of, unsupported_words
+from chains.text import acronyms
 from core.settings import load_settings
 from tests.fakes import MemorySearcher, chunk
 
@@ -140,3 +141,23 @@ async def test_a_row_holding_the_questions_rare_exact_term_survives_the_score_fl
     # A term every row holds, or none does, is no such evidence.
     assert (await rag.ainvoke("when does Ubuntu reach end of life?")).sources == []
     assert (await rag.ainvoke("when does Ubuntu 30.04 reach end of life?")).sources == []
+
+
+def test_coverage_counts_an_acronym_for_the_words_it_stands_for() -> None:
+    weights = {"end": (4.0, 30), "life": (4.0, 20), "ubuntu": (2.0, 5)}
+    row = "version: 22.04 LTS; codename: Jammy Jellyfish; eol: 2027-06-01"
+    assert coverage(weights, "ubuntu " + row) == 0.2
+    assert coverage(weights, "ubuntu " + row, acronyms("when does Ubuntu reach end of life?")) == 1.0
+    assert acronyms("time to live of a DNS record") == {"ttl": frozenset({"time", "live"})}  # not "load"
+
+
+async def test_a_follow_up_in_words_a_table_writes_as_an_acronym_is_answered_from_the_right_row() -> None:
+    # "end of life" is "eol" in the table: the follow-up's own words are in no row, yet the row answers it.
+    rag = RagChain(MemorySearcher(manual(MIN_SUPPORT_CHUNKS + 100).documents + RELEASES), None, SETTINGS)
+    first = "When was Ubuntu 22.04 released?"
+    answered = await rag.ainvoke(first)
+    assert "2022-04-21" in answered.answer
+    history = [HumanMessage(first), AIMessage(answered.answer)]
+    follow_up = await rag.ainvoke("and when does it reach end of life?", history)
+    assert follow_up.sources and "2027-06-01" in follow_up.answer
+    assert "22.04" in follow_up.answer.split("\n- ")[1]  # the row asked about leads
