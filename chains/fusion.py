@@ -199,9 +199,6 @@ async def unknown_names(searcher: Searcher, question: str, expr: str | None) -> 
     return unknown
 
 
-MAX_ACRONYMS_CHECKED = 8  # acronyms of a question's unknown words looked up in the chunks (one count each)
-
-
 def support_terms(text: str) -> list[str]:
     """The content words of `text` the word checks weigh (at most MAX_SUPPORT_WORDS)."""
     return keywords(text)[:MAX_SUPPORT_WORDS]
@@ -221,24 +218,10 @@ async def word_weights(searcher: Searcher, texts: Sequence[str], expr: str | Non
         searcher.containing([], expr),
         *(searcher.containing(spellings_of(w, typed.get(w, w)), expr) for w in terms),
     )
-    total, frequencies = counts[0], list(counts[1:])
+    total, frequencies = counts[0], counts[1:]
     if total is None or total < MIN_SUPPORT_CHUNKS or any(f is None for f in frequencies):
         return {}
-    absent = {stem(w) for w, f in zip(terms, frequencies, strict=True) if not f}
-    if absent:  # "end of life" may be written "eol" ("eol: 2024-08-14"): its words are then known
-        forms = {form: stems for text in texts for form, stems in acronyms(asked_words(text)).items() if stems & absent}
-        checked = list(forms.items())[:MAX_ACRONYMS_CHECKED]
-        found = await asyncio.gather(*(searcher.containing(acronym_spellings(form), expr) for form, _ in checked))
-        for (_, stems), n in zip(checked, found, strict=True):
-            if n:
-                frequencies = [n if not f and stem(w) in stems else f for w, f in zip(terms, frequencies, strict=True)]
     return {w: (math.log((total + 1) / ((f or 0) + 1)), f or 0) for w, f in zip(terms, frequencies, strict=True)}
-
-
-def acronym_spellings(form: str) -> list[str]:
-    """How a chunk holds an acronym as a word of its own: after a space, a line break, "(" or "-", in lower or
-    upper case ("; eol: 2024-08-14", "(EOL)")."""
-    return [f"{start}{spelling}" for spelling in (form, form.upper()) for start in (" ", "\n", "(", "-")]
 
 
 def weights_of(text: str, counted: dict[str, tuple[float, int]]) -> dict[str, tuple[float, int]]:
