@@ -29,6 +29,10 @@ def clean_pdf_text(text: str) -> str:
 # letters sit at most 0.08 em apart, such hidden spaces at least 0.17 em (a space is 0.25 em).
 HIDDEN_SPACE_EM = 0.15
 _SOFT_HYPHEN_CODES = (0x02, 0xFFFE)  # pdfium's marks for a hyphen it saw at a line break
+# A glyph without a Unicode mapping comes back as its code. LaTeX's T1 fonts as bitmaps (no cm-super
+# installed) keep their ligatures there: "E\x1eciency" is "Efficiency". Other control codes are dropped.
+_CORK_LIGATURES = {0x1B: "ff", 0x1C: "fi", 0x1D: "fl", 0x1E: "ffi", 0x1F: "ffl"}
+_LINE_CODES = (0x09, 0x0A, 0x0D)
 
 
 def page_text(textpage: object) -> str:
@@ -45,9 +49,10 @@ def page_text(textpage: object) -> str:
             out.append("\ufffe")
             previous = None
             continue
-        char = chr(code)
-        if char.isspace() or not code:
-            out.append(char if code else "")
+        control = code < 0x20 and code not in _LINE_CODES
+        char = _CORK_LIGATURES.get(code, "") if control else chr(code)
+        if not char or char.isspace():
+            out.append(char)
             previous = None
             continue
         pdfium_c.FPDFText_GetLooseCharBox(handle, index, box)

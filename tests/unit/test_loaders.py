@@ -46,6 +46,18 @@ def test_pdf_words_spaced_by_position_not_by_a_space_character_stay_apart(tmp_pa
     assert "SSH(1)" in text and "tw o" not in text  # letters of one word stay together
 
 
+def test_pdf_ligatures_without_a_unicode_mapping_are_spelled_out(tmp_path: Path) -> None:
+    # LaTeX's T1 fonts as bitmaps keep ff/fi/fl/ffi/ffl at codes 0x1b-0x1f with no Unicode mapping.
+    from reportlab.pdfgen import canvas
+
+    path = tmp_path / "latex-like.pdf"
+    pdf = canvas.Canvas(str(path))
+    pdf.setFont("Courier", 10)
+    pdf._code.append("BT /F1 10 Tf 72 700 Td (E\\036ciency of the con\\034guration work\\035ow) Tj ET")
+    pdf.save()
+    assert "Efficiency of the configuration workflow" in _parse(path).sections[0].text
+
+
 def test_docx_headings_and_tables(good) -> None:
     doc = _parse(good["docx"])
     assert doc.title == "Remote Work Policy"
